@@ -1,0 +1,3 @@
+from posecli.cli import main
+
+main()

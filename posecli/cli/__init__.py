@@ -1,0 +1,60 @@
+"""The `posecli` command: one typer app, one thin module per subcommand (argument parsing only).
+
+Each subcommand module defines `register(app)`; the work lives in library functions.
+User errors (PoseCliError) become one red line and exit code 2; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+from rich.console import Console
+
+from posecli import __version__
+from posecli.errors import EXIT_USER_ERROR, PoseCliError
+
+app = typer.Typer(
+    name="posecli",
+    help="3D human pose estimation that gets its strength from 2D pretraining.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"posecli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    _state["debug"] = debug
+
+
+def _register_all() -> None:
+    from posecli.cli import eval as eval_cmd
+    from posecli.cli import infer, prepare, train
+
+    for module in (prepare, train, eval_cmd, infer):
+        module.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    _register_all()
+    try:
+        app(args=argv, standalone_mode=True)
+    except PoseCliError as exc:
+        if _state["debug"] or "--debug" in (argv if argv is not None else sys.argv):
+            traceback.print_exc()
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USER_ERROR)

@@ -1,0 +1,9 @@
+"""CLI for `posecli prepare` (thin: parsing only)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,19 @@
+"""The one user-facing error type.
+
+Anything a user can cause (a bad file, a bad option) raises PoseCliError with a message that names
+the file and the problem; the CLI prints it as one red line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXIT_USER_ERROR = 2
+
+
+class PoseCliError(Exception):
+    """An error caused by input the user controls; its message is shown as-is."""
+
+    def __init__(self, message: str, path: str | Path | None = None):
+        self.path = None if path is None else Path(path)
+        super().__init__(f"{self.path}: {message}" if self.path is not None else message)
