@@ -1,0 +1,98 @@
+"""Training-time augmentation of one window: horizontal flips, virtual cameras and a 2D detector model.
+
+Clean ground-truth 2D is far easier than what a real detector gives at inference time, so the
+training input is corrupted the way detectors fail: per-joint jitter proportional to person size
+(COCO's per-keypoint OKS sigmas set which joints are noisier), rare gross outliers, left/right limb
+swaps and dropped joints (confidence 0), with a confidence that falls as the error grows. The noise
+is applied in normalised coordinates, so the clean target and the noisy input share one frame.
+Masking for masked pose modelling lives in posecli.engine.objectives (it needs the clean input).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from posecli.data.cameras import project, random_rotation_about_vertical
+from posecli.errors import PoseCliError
+from posecli.skeleton import H36M_FLIP_PAIRS, H36M_FLIP_PERM
+
+# `augment:` section of a preset. Probabilities are per window, except swap/dropout/outlier, which
+# are per frame and joint (pair); jitter is the mean per-coordinate std as a fraction of person size.
+AUGMENT_DEFAULTS: dict[str, float] = {
+    "flip": 0.0,               # probability of a horizontal flip
+    "virtual_camera": 0.0,     # probability of re-viewing 3D windows from a rotated camera
+    "max_elevation_deg": 10.0,  # tilt range of that virtual camera
+    "noise": 0.0,              # probability of applying the detector model below
+    "jitter": 0.015,
+    "swap": 0.01,
+    "dropout": 0.05,
+    "outlier": 0.005,
+}
+
+# COCO OKS sigmas mapped to H36M-17 (derived joints: pelvis/thorax average two detections).
+_OKS_SIGMA = np.array([0.076, 0.107, 0.087, 0.089, 0.107, 0.087, 0.089, 0.079, 0.056, 0.026, 0.025,
+                       0.079, 0.072, 0.062, 0.079, 0.072, 0.062], dtype=np.float32)
+JOINT_NOISE = _OKS_SIGMA / _OKS_SIGMA.mean()
+MIN_DEPTH = 0.1  # metres: a virtual view that puts a joint closer than this is discarded
+
+
+def check_augment(cfg: dict | None) -> dict[str, float]:
+    """Defaults merged with `cfg`; unknown keys and out-of-range probabilities are user errors."""
+    out = dict(AUGMENT_DEFAULTS)
+    for key, value in (cfg or {}).items():
+        if key not in AUGMENT_DEFAULTS:
+            raise PoseCliError(f"unknown augment option '{key}' (known: {', '.join(AUGMENT_DEFAULTS)})")
+        out[key] = float(value)
+    for key in ("flip", "virtual_camera", "noise", "swap", "dropout", "outlier"):
+        if not 0.0 <= out[key] <= 1.0:
+            raise PoseCliError(f"augment option '{key}' is a probability, got {out[key]}")
+    return out
+
+
+def flip_window(kp2d: np.ndarray, conf: np.ndarray, kp3d: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Mirror a normalised window left<->right: 2D x about the window centre (0 in normalised
+    coordinates), 3D x negated, left and right joints swapped."""
+    perm = H36M_FLIP_PERM
+    kp2d = kp2d[:, perm] * np.array([-1.0, 1.0], dtype=kp2d.dtype)
+    kp3d = None if kp3d is None else kp3d[:, perm] * np.array([-1.0, 1.0, 1.0], dtype=kp3d.dtype)
+    return kp2d, conf[:, perm], kp3d
+
+
+def virtual_view(kp3d: np.ndarray, conf: np.ndarray, intrinsics: np.ndarray, rng: np.random.Generator,
+                 max_elev_deg: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Rotate a camera-frame 3D window about the vertical through its pelvis and re-project it with
+    the stored intrinsics: (3D [T,J,3], 2D pixels [T,J,2]), or None if a joint ends up behind the camera."""
+    rotated = random_rotation_about_vertical(kp3d, rng, max_elev_deg)
+    valid = conf > 0
+    if (rotated[..., 2][valid] < MIN_DEPTH).any():
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kp2d = project(rotated, intrinsics)
+    kp2d = np.where(valid[..., None], kp2d, 0.0).astype(np.float32)
+    return rotated.astype(np.float32), kp2d
+
+
+def detector_noise(kp2d: np.ndarray, conf: np.ndarray, rng: np.random.Generator, *, jitter: float,
+                   swap: float, dropout: float, outlier: float) -> tuple[np.ndarray, np.ndarray]:
+    """Corrupt a normalised window [T,J,2] like a 2D detector would; returns (noisy 2D, confidence)."""
+    t, j = conf.shape
+    valid = conf > 0
+    big = np.float32(1e6)
+    lo = np.where(valid[..., None], kp2d, big).min(axis=1)
+    hi = np.where(valid[..., None], kp2d, -big).max(axis=1)
+    size = np.where(valid.sum(axis=1) >= 2, (hi - lo).max(axis=-1), 2.0)      # [T], ~2 normalised
+    std = jitter * size[:, None] * JOINT_NOISE[None, :]                         # [T, J]
+    offset = rng.normal(size=(t, j, 2)) * std[..., None]
+    gross = rng.random((t, j)) < outlier
+    offset[gross] = rng.normal(scale=0.15, size=(int(gross.sum()), 2)) * size[np.nonzero(gross)[0], None]
+    noisy = kp2d + offset
+    for a, b in H36M_FLIP_PAIRS:
+        swapped = (rng.random(t) < swap) & valid[:, a] & valid[:, b]
+        noisy[swapped, a], noisy[swapped, b] = noisy[swapped, b].copy(), noisy[swapped, a].copy()
+    error = np.linalg.norm(noisy - kp2d, axis=-1) / np.maximum(std, 1e-6)       # in units of std
+    confidence = rng.uniform(0.6, 1.0, size=(t, j)) * np.exp(-0.5 * (error / 3.0) ** 2)
+    confidence = np.clip(confidence, 0.05, 1.0) * conf
+    confidence[rng.random((t, j)) < dropout] = 0.0
+    noisy = np.where(confidence[..., None] > 0, noisy, 0.0)
+    return noisy.astype(np.float32), confidence.astype(np.float32)

@@ -1,0 +1,189 @@
+"""Window dataset, augmentation and the distributed batch sampler, on tiny caches made here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from posecli.data.augment import JOINT_NOISE, check_augment, detector_noise, flip_window
+from posecli.data.cache import write_cache
+from posecli.data.cameras import H36M_LIKE_INTRINSICS, project
+from posecli.data.normalize import normalize_window
+from posecli.data.records import ReaderResult, SequenceRecord
+from posecli.data.windows import WindowDataset, build_dataloader
+from posecli.errors import PoseCliError
+from posecli.skeleton import H36M_FLIP_PAIRS, H36M_FLIP_PERM
+
+torch.set_num_threads(1)
+AUG = {"flip": 0.5, "noise": 1.0, "virtual_camera": 0.5}
+
+
+def _pose3d(rng: np.random.Generator, frames: int) -> np.ndarray:
+    """A static-pelvis 3D sequence 5 m in front of the camera (camera frame, metres)."""
+    pose = rng.normal(scale=0.25, size=(frames, 17, 3))
+    pose[:, 0] = 0.0
+    return (pose + np.array([0.2, 0.1, 5.0])).astype(np.float32)
+
+
+def _write(path: Path, lengths: list[int], with3d: bool, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    records = []
+    for n in lengths:
+        kp3d = _pose3d(rng, n)
+        records.append(SequenceRecord(
+            keypoints2d=project(kp3d, H36M_LIKE_INTRINSICS).astype(np.float32),
+            confidence=np.ones((n, 17), np.float32), keypoints3d=kp3d if with3d else None,
+            intrinsics=H36M_LIKE_INTRINSICS if with3d else None, subject="S1", action="walk"))
+    result = ReaderResult(records=records, dataset="synthetic", source_layout="h36m17",
+                          joint_status=np.zeros(17, np.uint8), sources=[])
+    return write_cache(path, result, split="train")
+
+
+@pytest.fixture()
+def caches(tmp_path: Path) -> tuple[str, str]:
+    return (str(_write(tmp_path / "mocap.h5", [40, 25, 3], True, 0)),
+            str(_write(tmp_path / "photos.h5", [1] * 30, False, 1)))
+
+
+def test_sample_contents(caches: tuple[str, str]) -> None:
+    ds = WindowDataset([{"path": caches[0], "weight": 1.0}], 9, {}, split_seed=3)
+    assert len(ds) == 68
+    s = ds[5]
+    assert s["input"].shape == (9, 17, 3) and s["target2d"].shape == (9, 17, 2)
+    assert s["conf"].shape == (9, 17) and s["target3d"].shape == (9, 17, 3)
+    assert all(v.dtype == torch.float32 for k, v in s.items() if k != "has3d")
+    assert bool(s["has3d"]) and torch.equal(s["target3d"][:, 0], torch.zeros(9, 3))
+    assert torch.equal(s["input"][..., :2], s["target2d"])      # no augmentation: input is clean
+    c, seq, start, _ = ds.locate(5)
+    raw = ds.caches[c].window(seq, start, 9)
+    norm, _, scale = normalize_window(raw["keypoints2d"], raw["confidence"])
+    np.testing.assert_allclose(s["target2d"].numpy(), norm, atol=1e-6)
+    assert float(s["scale"]) == pytest.approx(scale)
+
+
+def test_photos_are_padded_windows_without_3d(caches: tuple[str, str]) -> None:
+    s = WindowDataset([{"path": caches[1]}], 5, {}, split_seed=0)[7]
+    assert not bool(s["has3d"]) and torch.equal(s["target3d"], torch.zeros(5, 17, 3))
+    assert all(torch.equal(s["target2d"][i], s["target2d"][0]) for i in range(5))
+
+
+def test_deterministic_by_seed_and_index(caches: tuple[str, str]) -> None:
+    sources = [{"path": caches[0], "weight": 1.0}, {"path": caches[1], "weight": 1.0}]
+    a = WindowDataset(sources, 9, AUG, split_seed=11)
+    b = WindowDataset(sources, 9, AUG, split_seed=11)
+    for i in (0, 17, 123456):
+        for key in a[i]:
+            assert torch.equal(a[i][key], b[i][key])
+    assert not torch.equal(a[0]["input"], a[1]["input"])
+    assert not torch.equal(a[0]["input"], WindowDataset(sources, 9, AUG, split_seed=12)[0]["input"])
+
+
+def test_weighted_sampling(caches: tuple[str, str]) -> None:
+    only3d = WindowDataset([{"path": caches[0], "weight": 1.0}, {"path": caches[1], "weight": 0.0}], 3, {},
+                           split_seed=0)
+    assert all(only3d.locate(i)[0] == 0 for i in range(200))
+    mixed = WindowDataset([{"path": caches[0], "weight": 3.0}, {"path": caches[1], "weight": 1.0}], 3, {},
+                          split_seed=0)
+    first = np.mean([mixed.locate(i)[0] == 0 for i in range(2000)])
+    assert abs(first - 0.75) < 0.03
+    # within a cache, sequences are drawn by frame count: 40, 25 and 3 frames of 68
+    seqs = np.bincount([only3d.locate(i)[1] for i in range(3000)], minlength=3) / 3000
+    np.testing.assert_allclose(seqs, [40 / 68, 25 / 68, 3 / 68], atol=0.03)
+
+
+def test_ranks_split_the_global_batch(caches: tuple[str, str]) -> None:
+    cfg = {"sources": [{"path": caches[0], "weight": 1.0}, {"path": caches[1], "weight": 1.0}],
+           "augment": AUG, "epoch_length": 24}
+    single = list(build_dataloader(cfg, 9, batch_size=4, seed=5))
+    rank0 = list(build_dataloader(cfg, 9, batch_size=2, seed=5, rank=0, world_size=2))
+    rank1 = list(build_dataloader(cfg, 9, batch_size=2, seed=5, rank=1, world_size=2))
+    assert len(single) == len(rank0) == len(rank1) == 6
+    for whole, r0, r1 in zip(single, rank0, rank1):
+        for key in whole:
+            assert torch.equal(whole[key], torch.cat([r0[key], r1[key]]))
+
+
+def test_epochs_differ_and_resume(caches: tuple[str, str]) -> None:
+    loader = build_dataloader({"sources": [{"path": caches[0]}], "epoch_length": 8}, 9, 4, seed=0)
+    epoch0, epoch1 = list(loader.batch_sampler), list(loader.batch_sampler)
+    assert epoch0 == [[0, 1, 2, 3], [4, 5, 6, 7]] and epoch1 == [[8, 9, 10, 11], [12, 13, 14, 15]]
+    loader.batch_sampler.set_epoch(1, start_batch=1)
+    assert list(loader.batch_sampler) == [[12, 13, 14, 15]]
+
+
+def _symmetric_2d(rng: np.random.Generator) -> np.ndarray:
+    """A mirror-symmetric 2D window: centre-line joints on x = 0, left joints mirror the right ones."""
+    pose = rng.normal(size=(4, 17, 2)).astype(np.float32)
+    pose[:, [0, 7, 8, 9, 10], 0] = 0.0
+    for right, left in H36M_FLIP_PAIRS:
+        pose[:, left] = pose[:, right] * np.array([-1, 1], np.float32)
+    return pose
+
+
+def test_flip_of_symmetric_pose_is_identity() -> None:
+    rng = np.random.default_rng(0)
+    pose2d = _symmetric_2d(rng)
+    pose3d = np.concatenate([pose2d, rng.normal(size=(4, 17, 1)).astype(np.float32)], -1)
+    for right, left in H36M_FLIP_PAIRS:
+        pose3d[:, left, 2] = pose3d[:, right, 2]
+    conf = np.ones((4, 17), np.float32)
+    f2, fc, f3 = flip_window(pose2d, conf, pose3d)
+    np.testing.assert_array_equal(f2, pose2d)
+    np.testing.assert_array_equal(f3, pose3d)
+    # an asymmetric pose: flipping swaps sides and mirrors x, flipping twice is the identity
+    pose = rng.normal(size=(2, 17, 2)).astype(np.float32)
+    conf = rng.random((2, 17)).astype(np.float32)
+    f2, fc, _ = flip_window(pose, conf)
+    assert f2[0, 1, 0] == -pose[0, 4, 0] and f2[0, 1, 1] == pose[0, 4, 1] and fc[0, 1] == conf[0, 4]
+    np.testing.assert_array_equal(flip_window(f2, fc)[0], pose)
+    assert (H36M_FLIP_PERM[H36M_FLIP_PERM] == np.arange(17)).all()
+
+
+def test_virtual_camera_keeps_2d_and_3d_consistent(caches: tuple[str, str]) -> None:
+    ds = WindowDataset([{"path": caches[0]}], 9, {"virtual_camera": 1.0}, split_seed=0)
+    plain = WindowDataset([{"path": caches[0]}], 9, {}, split_seed=0)
+    c, seq, start, _ = ds.locate(3)
+    pelvis = ds.caches[c].window(seq, start, 9)["keypoints3d"][:, :1]
+    s, p = ds[3], plain[3]
+    bones = lambda x: np.linalg.norm(x[:, 1:] - x[:, :1], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(bones(s["target3d"].numpy()), bones(p["target3d"].numpy()), atol=1e-5)
+    assert not torch.allclose(s["target3d"], p["target3d"], atol=1e-3)
+    # the pivot is the (static) pelvis, so the 2D target is the projection of the rotated 3D
+    reproj = project(s["target3d"].numpy() + pelvis, H36M_LIKE_INTRINSICS).astype(np.float32)
+    expected, _, _ = normalize_window(reproj, np.ones((9, 17), np.float32))
+    np.testing.assert_allclose(s["target2d"].numpy(), expected, atol=1e-4)
+
+
+def test_detector_noise_statistics() -> None:
+    rng = np.random.default_rng(0)
+    clean = rng.uniform(-1, 1, size=(4000, 17, 2)).astype(np.float32)
+    clean[:, 0] = [-1, -1]
+    clean[:, 1] = [1, 1]                     # every frame's box is exactly 2 x 2
+    conf = np.ones((4000, 17), np.float32)
+    conf[:, 5] = 0.0
+    noisy, nconf = detector_noise(clean, conf, rng, jitter=0.02, swap=0.0, dropout=0.1, outlier=0.0)
+    kept = nconf > 0
+    assert not kept[:, 5].any() and (noisy[~kept] == 0).all()
+    assert abs(1 - kept[:, np.arange(17) != 5].mean() / 0.9) < 0.01
+    assert nconf[kept].min() >= 0.05 * 0.999 and nconf.max() <= 1.0
+    err = noisy - clean
+    std = np.array([err[kept[:, j], j].std() for j in range(17) if j != 5])
+    np.testing.assert_allclose(std, 0.02 * 2.0 * np.delete(JOINT_NOISE, 5), rtol=0.08)
+    dist = np.linalg.norm(err, axis=-1)[kept]
+    assert np.corrcoef(dist, nconf[kept])[0, 1] < -0.3
+    swapped, _ = detector_noise(clean, conf, rng, jitter=0.0, swap=1.0, dropout=0.0, outlier=0.0)
+    np.testing.assert_array_equal(swapped[:, 1], clean[:, 4])
+
+
+def test_bad_configs_name_the_problem(tmp_path: Path, caches: tuple[str, str]) -> None:
+    with pytest.raises(PoseCliError, match="unknown augment option 'flop'"):
+        check_augment({"flop": 0.5})
+    with pytest.raises(PoseCliError, match="probability"):
+        check_augment({"flip": 2})
+    with pytest.raises(PoseCliError, match="cache file not found"):
+        build_dataloader({"sources": [{"path": str(tmp_path / "none.h5")}]}, 9, 2, seed=0)
+    with pytest.raises(PoseCliError, match="needs 'path'"):
+        build_dataloader({"sources": [{"weight": 1}]}, 9, 2, seed=0)
