@@ -1,0 +1,160 @@
+"""Mocap: BVH parsing and FK, expmap FK, virtual-camera filming, splits, resampling, cache counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from posecli.data.cache import open_cache, write_cache
+from posecli.data.cameras import unproject
+from posecli.data.readers.bvh import read_bvh
+from posecli.data.readers.expmap import find_skeleton, load_skeleton, read_expmap_file
+from posecli.data.readers.mocap import bvh_unit, read_mocap, resample
+from posecli.data.records import PrepareOptions
+from posecli.errors import PoseCliError
+from tests.conftest import shared_file
+
+NPZ = "mocap/cmu_expmap_li2018/cmu_li2018_positions38_120fps.npz"
+TXT = "mocap/cmu_expmap_li2018/raw_expmap_txt"
+ASF = 2.54 / 0.45 / 100
+
+TINY_BVH = """HIERARCHY
+ROOT Hips
+{
+  OFFSET 0 0 0
+  CHANNELS 6 Xposition Yposition Zposition Zrotation Yrotation Xrotation
+  JOINT Spine
+  {
+    OFFSET 0 1 0
+    CHANNELS 3 Zrotation Xrotation Yrotation
+    End Site
+    {
+      OFFSET 0 0 1
+    }
+  }
+}
+MOTION
+Frames: 2
+Frame Time: 0.0083333
+1 2 3 90 0 0 0 90 90
+0 0 0 0 0 0 0 0 0
+"""
+
+
+def test_bvh_fk_honours_channel_order(tmp_path):
+    path = tmp_path / "tiny.bvh"
+    path.write_text(TINY_BVH)
+    motion = read_bvh(path)
+    assert motion.names == ["Hips", "Spine", "Spine_end"]
+    assert motion.fps == pytest.approx(120.0, abs=1e-2)
+    pos = motion.positions()
+    # Frame 0: root at (1,2,3) turned 90 deg about Z; Spine = Rx(90) @ Ry(90) (ZXY order).
+    np.testing.assert_allclose(pos[0], [[1, 2, 3], [0, 2, 3], [0, 3, 3]], atol=1e-12)
+    np.testing.assert_allclose(pos[1], [[0, 0, 0], [0, 1, 0], [0, 1, 1]], atol=1e-12)
+
+
+def test_bvh_malformed(tmp_path):
+    path = tmp_path / "bad.bvh"
+    path.write_text(TINY_BVH.replace("0 0 0 0 0 0 0 0 0\n", "0 0 0\n"))
+    with pytest.raises(PoseCliError, match="bad.bvh.*2 frames x 9 channels"):
+        read_bvh(path)
+
+
+@pytest.mark.parametrize("name", ["131_01.bvh", "131_02.bvh", "131_03.bvh"])
+def test_cmu_bvh_bone_lengths_constant(name):
+    motion = read_bvh(shared_file(f"mocap/cmu_bvh_samples/{name}"))
+    orders = {j.channels[-3:] for j in motion.joints if j.channels}
+    assert ("Zrotation", "Yrotation", "Xrotation") in orders and ("Zrotation", "Xrotation", "Yrotation") in orders
+    pos = motion.positions() * ASF
+    parents = [j.parent for j in motion.joints]
+    lengths = np.linalg.norm(pos[:, 1:] - pos[:, parents[1:]], axis=-1)
+    assert np.abs(lengths - lengths[0]).max() < 1e-4
+    assert bvh_unit(motion.positions())[0] == "cmu-asf"
+
+
+def test_expmap_fk_matches_positions_npz():
+    path = shared_file(f"{TXT}/test/running/running_1.txt.gz")
+    skeleton = load_skeleton(find_skeleton(path))
+    positions = read_expmap_file(path, skeleton)
+    ref = np.load(shared_file(NPZ))["test__running__running_1"]
+    assert positions.shape == (ref.shape[0] - 1, 38, 3)       # rest-pose row dropped
+    assert np.abs(positions - ref[1:]).max() < 1e-4
+
+
+def test_resample_linear():
+    t = np.arange(13, dtype=np.float64)[:, None, None] / 120.0 * np.ones((1, 2, 3))
+    out = resample(t * 2.0, 120.0, 50.0)
+    assert out.shape == (6, 2, 3)                              # floor(12 * 50/120) + 1
+    np.testing.assert_allclose(out[:, 0, 0], np.arange(6) / 50.0 * 2.0, atol=1e-12)
+
+
+def test_mocap_npz_test_split_filmed():
+    opts = PrepareOptions(split="test", cameras=3, seed=1)
+    result = read_mocap([shared_file(NPZ)], opts)
+    assert {r.camera for r in result.records} == {"vcam0", "vcam1", "vcam2"}
+    assert len(result.records) == 24 * 3
+    # 14,095 test frames minus one rest-pose row per take.
+    assert sum(len(r) for r in result.records) == (14_095 - 24) * 3
+    rec = next(r for r in result.records if r.subject == "running_1")
+    assert rec.action == "running" and rec.fps == 120.0 and len(rec) == 162
+    assert rec.image_size == (1000.0, 1000.0)
+    np.testing.assert_allclose(rec.intrinsics, [1145, 1145, 500, 500])
+    back = unproject(rec.keypoints2d, rec.keypoints3d[..., 2], rec.intrinsics)
+    np.testing.assert_allclose(back, rec.keypoints3d, atol=1e-5)
+    assert (rec.keypoints3d[..., 2] > 3.0).all()
+    # Same seed -> same cameras; the filmed pose keeps its bone lengths in every camera.
+    again = read_mocap([shared_file(NPZ)], opts)
+    np.testing.assert_array_equal(again.records[0].keypoints2d, result.records[0].keypoints2d)
+    views = [r for r in result.records if r.subject == "running_1"]
+    thigh = [np.linalg.norm(v.keypoints3d[:, 1] - v.keypoints3d[:, 2], axis=-1) for v in views]
+    np.testing.assert_allclose(thigh[0], thigh[1], atol=1e-5)
+
+
+def test_mocap_expmap_equals_npz_and_resamples():
+    folder = shared_file(f"{TXT}/test/running")
+    via_txt = read_mocap([folder], PrepareOptions(split="test", cameras=2))
+    via_npz = read_mocap([shared_file(NPZ)], PrepareOptions(split="test", cameras=2, subjects=["running_1"]))
+    assert len(via_txt.records) == len(via_npz.records) == 2
+    for a, b in zip(via_txt.records, via_npz.records):
+        np.testing.assert_allclose(a.keypoints3d, b.keypoints3d, atol=1e-4)
+    slow = read_mocap([folder], PrepareOptions(split="test", cameras=1, fps=50))
+    assert slow.records[0].fps == 50.0 and len(slow.records[0]) == 68     # floor(161 * 50/120) + 1
+    with pytest.raises(PoseCliError, match="no mocap sequences for split 'train'"):
+        read_mocap([folder], PrepareOptions(split="train"))
+
+
+def test_mocap_split_selection_and_errors(tmp_path):
+    data = {f"{s}__walk__w{i}": np.random.default_rng(i).normal(size=(6, 38, 3)).astype(np.float32) + [0, 1, 0]
+            for i, s in enumerate(["train", "train", "test"])}
+    path = tmp_path / "pos.npz"
+    np.savez(path, **data)
+    train = read_mocap([path], PrepareOptions(split="train", cameras=1))
+    assert sorted(r.subject for r in train.records) == ["w0", "w1"]
+    assert all(len(r) == 5 for r in train.records)
+    assert [r.subject for r in read_mocap([path], PrepareOptions(split="test", cameras=1)).records] == ["w2"]
+    with pytest.raises(PoseCliError, match="split must be train, test or all"):
+        read_mocap([path], PrepareOptions(split="val"))
+    with pytest.raises(PoseCliError, match="not a mocap file"):
+        read_mocap([tmp_path / "pos.npz", _touch(tmp_path / "x.csv")], PrepareOptions())
+
+
+def _touch(path):
+    path.write_text("")
+    return path
+
+
+def test_mocap_bvh_and_cache(tmp_path):
+    result = read_mocap([shared_file("mocap/cmu_bvh_samples/131_01.bvh")], PrepareOptions(cameras=2))
+    assert len(result.records) == 2 and len(result.records[0]) == 994
+    assert result.records[0].subject == "131_01"
+    out = write_cache(tmp_path / "bvh.h5", result, split="all")
+    cache = open_cache(out)
+    assert cache.num_frames == 2 * 994 and cache.has3d
+    assert float(cache.fps[0]) == 120.0
+
+
+def test_full_npz_frame_count(tmp_path):
+    result = read_mocap([shared_file(NPZ)], PrepareOptions(cameras=4))
+    # 67,870 rows in 96 takes, each starting with a rest pose that is dropped.
+    assert sum(len(r) for r in result.records) == (67_870 - 96) * 4
+    assert not result.dropped
