@@ -42,6 +42,9 @@ def _root(
 
 
 def _register_all() -> None:
+    if _state.get("registered"):
+        return
+    _state["registered"] = True
     from posecli.cli import eval as eval_cmd
     from posecli.cli import infer, prepare, train
 

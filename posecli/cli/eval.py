@@ -2,8 +2,69 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from posecli.errors import PoseCliError
+
+
+def _default_out(source: Path, data: Path) -> Path:
+    return Path("reports") / f"{source.stem}-{data.stem}"
+
+
+def eval_command(
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", "-c",
+                                             help="Checkpoint file or bundled model name to evaluate."),
+    predictions: Optional[Path] = typer.Option(None, "--predictions", "-p",
+                                               help="Predictions NPZ (docs/evaluation.md) to evaluate instead."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Cache (.h5) with 3D ground truth."),
+    protocols: str = typer.Option("p1,p2,n,vel,pck,auc", "--protocols",
+                                  help="Comma list of p1, p2, n, vel, pck, auc."),
+    flip: bool = typer.Option(False, "--flip", help="Flip test-time augmentation."),
+    subjects: Optional[str] = typer.Option(None, "--subjects",
+                                           help="Comma list of subjects (default: S9,S11 on Human3.6M, else all)."),
+    stride: Optional[int] = typer.Option(
+        None, "--stride", help="stformer: frames between windows (default window/2); tcn: outputs per chunk."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Windows per forward pass."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default reports/NAME)."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
+    compare: Optional[tuple[Path, Path]] = typer.Option(None, "--compare",
+                                                        help="Show two report.json files side by side."),
+) -> None:
+    """Evaluate a model or predictions on a 3D cache (MPJPE, P-MPJPE, N-MPJPE, MPJVE, PCK, AUC)."""
+    from posecli.eval.report import compare_table, load_report, print_report, write_report
+
+    console = Console()
+    if compare:
+        a, b = compare
+        console.print(compare_table(load_report(a), load_report(b), str(a), str(b)))
+        return
+    if (checkpoint is None) == (predictions is None):
+        raise PoseCliError("give exactly one of --checkpoint and --predictions (or --compare A B)")
+    if data is None:
+        raise PoseCliError("--data CACHE.h5 is required")
+    from posecli.eval.protocols import evaluate_checkpoint, evaluate_predictions, parse_protocols
+
+    keys = parse_protocols(protocols)
+    subject_list = [s.strip() for s in subjects.split(",") if s.strip()] if subjects else None
+    if predictions is not None:
+        result = evaluate_predictions(predictions, data, protocols=keys, subjects=subject_list)
+    else:
+        with Progress(TextColumn("lifting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("lift", total=None)
+            result = evaluate_checkpoint(
+                checkpoint, data, protocols=keys, subjects=subject_list, flip=flip, stride=stride,
+                batch_size=batch_size, device=device,
+                progress=lambda done, total: bar.update(task, completed=done, total=total))
+    folder = write_report(result, out or _default_out(Path(predictions or checkpoint), data))
+    print_report(result.report, console)
+    console.print(f"report written to {folder}")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("eval")(eval_command)

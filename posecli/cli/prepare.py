@@ -1,9 +1,86 @@
-"""CLI for `posecli prepare` (thin: parsing only)."""
+"""CLI for `posecli prepare` and `posecli info` (thin: parsing only)."""
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 import typer
+from rich.console import Console
+
+from posecli.data.readers import FORMATS
+from posecli.data.records import PrepareOptions
+
+_FORMATS_HELP = "\n\n".join(f"[bold]{name}[/]: {desc}" for name, (_, desc) in FORMATS.items())
+
+
+def _command_line(fmt: str, inputs: list[Path], out: Path | None, options: PrepareOptions, force: bool) -> str:
+    """The prepare call as a reproducible command line (stored in the cache's provenance)."""
+    args = ["posecli", "prepare", fmt, *map(str, inputs)]
+    defaults = PrepareOptions()
+    if out is not None:
+        args += ["-o", str(out)]
+    for flag, value, default in (
+        ("--split", options.split, defaults.split),
+        ("--subjects", ",".join(options.subjects) if options.subjects else None, None),
+        ("--exclude", str(options.exclude) if options.exclude else None, None),
+        ("--cameras", options.cameras, defaults.cameras),
+        ("--fps", options.fps, defaults.fps),
+        ("--seed", options.seed, defaults.seed),
+        ("--units", options.units, defaults.units),
+        ("--detector", options.detector, defaults.detector),
+    ):
+        if value != default:
+            args += [flag, str(value)]
+    args += ["--allow-pickle"] * options.allow_pickle + ["--force"] * force
+    return shlex.join(args)
+
+
+def prepare_command(
+    fmt: str = typer.Argument(..., metavar="FORMAT", help="Input format (see the list above)."),
+    inputs: list[Path] = typer.Argument(..., metavar="INPUT...", help="Dataset file(s) or folder(s)."),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Output cache (default caches/FORMAT-SPLIT.h5)."),
+    split: str = typer.Option("all", "--split", help="Split name (train/val/test/all); format-specific meaning."),
+    subjects: str | None = typer.Option(None, "--subjects", help="Comma-separated subjects, e.g. S9,S11."),
+    exclude: Path | None = typer.Option(None, "--exclude",
+                                        help="Drop images listed in this text file (or MPII/COCO file)."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickled inputs (trusted files only)."),
+    cameras: int = typer.Option(4, "--cameras", min=1, help="Virtual cameras per mocap sequence."),
+    fps: float | None = typer.Option(None, "--fps", min=0.0, help="Resample sequences to this frame rate."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (virtual cameras, sampling)."),
+    units: float | None = typer.Option(None, "--units", min=0.0,
+                                       help="Metres per BVH file unit (default: guessed from body height)."),
+    detector: str | None = typer.Option(None, "--detector",
+                                        help="2D detections to use where a format has several (e.g. cpn_ft_h36m_dbb)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+) -> None:
+    from posecli.data.prepare import prepare, summary_table
+
+    options = PrepareOptions(
+        split=split, subjects=[s.strip() for s in subjects.split(",") if s.strip()] if subjects else None,
+        exclude=exclude, allow_pickle=allow_pickle, cameras=cameras, fps=fps, seed=seed, units=units, detector=detector)
+    summary = prepare(fmt, inputs, out, options, force=force,
+                      command=_command_line(fmt, inputs, out, options, force))
+    Console().print(summary_table(summary))
+
+
+def info_command(
+    cache: Path = typer.Argument(..., metavar="CACHE.h5", help="A cache written by posecli prepare."),
+    plot: Path | None = typer.Option(None, "--plot", help="Also draw a grid of sample poses to this image."),
+    samples: int = typer.Option(16, "--samples", min=1, help="Poses in the --plot grid."),
+) -> None:
+    """Show a cache's schema, provenance, counts, coordinate ranges and per-joint missing rate."""
+    from posecli.data.info import cache_info, info_tables, plot_samples
+
+    console = Console()
+    console.print(info_tables(cache_info(cache)))
+    if plot is not None:
+        console.print(f"plot: {plot_samples(cache, plot, count=samples)}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command(
+        "prepare",
+        help="Convert a dataset into a validated HDF5 cache (H36M-17 keypoints).\n\nFormats:\n\n" + _FORMATS_HELP,
+    )(prepare_command)
+    app.command("info")(info_command)

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import h5py
 import numpy as np
 
 from posecli import __version__
+from posecli.atomic import atomic_output
 from posecli.data.normalize import CONVENTION
 from posecli.data.records import ReaderResult, SequenceRecord
 from posecli.errors import PoseCliError
@@ -40,7 +40,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_record(record: SequenceRecord, index: int) -> None:
+def check_record(record: SequenceRecord, index: int) -> None:
     t = len(record)
     if t == 0:
         raise PoseCliError(f"sequence {index} is empty")
@@ -74,30 +74,20 @@ def write_cache(path: Path, result: ReaderResult, *, split: str, force: bool = F
     if not os.access(parent, os.W_OK):
         raise PoseCliError("output folder is not writable", parent)
     for i, record in enumerate(records):
-        _check_record(record, i)
+        check_record(record, i)
     has3d = [r.keypoints3d is not None for r in records]
     if any(has3d) and not all(has3d):
         raise PoseCliError("some sequences have 3D and some do not; split them into two caches", path)
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    os.close(fd)
-    try:
-        _write(Path(tmp_name), result, split=split, command=command, with3d=all(has3d))
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        _write(tmp, result, split=split, command=command, with3d=all(has3d))
     return path
 
 
 def _frames_dataset(f: h5py.File, name: str, arrays: Iterable[np.ndarray], shape: tuple[int, ...]) -> None:
-    n = shape[0]
-    ds = f.create_dataset(name, shape=shape, dtype=np.float32,
-                          chunks=(min(CHUNK_FRAMES, n), *shape[1:]))
-    offset = 0
-    for a in arrays:
-        ds[offset:offset + len(a)] = a
-        offset += len(a)
+    """One chunked frame array; sequences are concatenated first (one HDF5 write, not one each)."""
+    data = np.concatenate([np.asarray(a, dtype=np.float32) for a in arrays]).reshape(shape)
+    f.create_dataset(name, data=data, chunks=(min(CHUNK_FRAMES, shape[0]), *shape[1:]))
 
 
 def _write(tmp: Path, result: ReaderResult, *, split: str, command: str | None, with3d: bool) -> None:

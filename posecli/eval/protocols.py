@@ -1,0 +1,290 @@
+"""Evaluation protocols: a model or a predictions NPZ against a cache with 3D ground truth.
+
+Every frame of every selected sequence is scored, root-relative (joint 0), in millimetres. On a
+Human3.6M cache the test subjects default to S9 and S11, sub-actions ("Directions 1") are merged into
+their action, and the headline number is the mean over actions of the per-action means, reported
+next to the frame-weighted mean (both labelled). Tables: per action, subject, camera and joint.
+The predictions NPZ layout is documented in docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from posecli.data.cache import PoseCache, open_cache
+from posecli.errors import PoseCliError
+from posecli.eval import metrics as M
+from posecli.skeleton import H36M_JOINTS, NUM_JOINTS, JointStatus
+
+PROTOCOLS: dict[str, tuple[str, str]] = {
+    # key: (display name, unit)
+    "p1": ("MPJPE", "mm"),
+    "p2": ("P-MPJPE", "mm"),
+    "n": ("N-MPJPE", "mm"),
+    "vel": ("MPJVE", "mm/frame"),
+    "pck": ("PCK@150mm", "%"),
+    "auc": ("AUC", "%"),
+}
+H36M_TEST_SUBJECTS = ("S9", "S11")
+H36M_ACTION_ALIASES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
+PREDICTION_SKELETON = "h36m17"
+
+
+def parse_protocols(text: str | Sequence[str]) -> list[str]:
+    """'p1,p2,vel' -> ['p1', 'p2', 'vel']; unknown names are user errors."""
+    names = [p.strip().lower() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
+    unknown = [p for p in names if p not in PROTOCOLS]
+    if unknown or not names:
+        raise PoseCliError(f"unknown protocol '{unknown[0] if unknown else text}' "
+                           f"(known: {', '.join(PROTOCOLS)})")
+    return list(dict.fromkeys(names))
+
+
+def is_h36m(cache: PoseCache) -> bool:
+    return cache.dataset.lower().replace(".", "").replace("-", "") in {"h36m", "human36m"}
+
+
+def h36m_action(name: str) -> str:
+    """Human3.6M action of a sequence name: 'Directions 1' / 'Directions_1' -> 'Directions',
+    'TakingPhoto' -> 'Photo', 'WalkingDog' -> 'WalkDog' (the names differ between subjects)."""
+    match = re.match(r"[A-Za-z]+", name.strip())
+    base = match.group(0) if match else name.strip()
+    return H36M_ACTION_ALIASES.get(base, base)
+
+
+def select_sequences(cache: PoseCache, subjects: Sequence[str] | None = None) -> list[int]:
+    """Indices of the sequences to score: the given subjects, else S9/S11 on Human3.6M, else all."""
+    if subjects is None and is_h36m(cache):
+        subjects = H36M_TEST_SUBJECTS
+    if subjects is None:
+        return list(range(cache.num_sequences))
+    wanted = set(subjects)
+    chosen = [i for i, s in enumerate(cache.subject) if s in wanted]
+    if not chosen:
+        have = ", ".join(sorted(set(cache.subject))) or "none"
+        raise PoseCliError(f"no sequence of subject(s) {', '.join(sorted(wanted))} in the cache "
+                           f"(it has: {have}); pass --subjects", cache.path)
+    return chosen
+
+
+def load_predictions(path: str | Path, num_frames: int) -> np.ndarray:
+    """`keypoints3d` [N, 17, 3] metres from a predictions NPZ, checked against the cache's N frames.
+
+    A single-person infer output [N, 1, 17, 3] is accepted; NaN marks a frame/joint with no
+    prediction (scored as missing and counted)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PoseCliError("predictions file not found", path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise PoseCliError(f"not a readable NPZ file ({exc.__class__.__name__})", path) from None
+    with data:
+        if "keypoints3d" not in data.files:
+            raise PoseCliError(f"no 'keypoints3d' array (has: {', '.join(data.files) or 'nothing'})", path)
+        skeleton = str(data["skeleton"]) if "skeleton" in data.files else PREDICTION_SKELETON
+        kp = np.asarray(data["keypoints3d"])
+    if skeleton != PREDICTION_SKELETON:
+        raise PoseCliError(f"predictions use skeleton '{skeleton}', eval needs '{PREDICTION_SKELETON}'", path)
+    if kp.ndim == 4 and kp.shape[1] == 1:
+        kp = kp[:, 0]
+    if kp.shape != (num_frames, NUM_JOINTS, 3):
+        raise PoseCliError(f"keypoints3d has shape {kp.shape}, expected ({num_frames}, {NUM_JOINTS}, 3): "
+                           "one pose per cache frame, in the cache's frame order", path)
+    if not np.issubdtype(kp.dtype, np.floating) or not np.isfinite(kp[~np.isnan(kp)]).all():
+        raise PoseCliError("keypoints3d must be finite floats (NaN only for missing predictions)", path)
+    return kp.astype(np.float32)
+
+
+def predict_cache(model, cache: PoseCache, sequences: Sequence[int], *, flip: bool = False,
+                  stride: int | None = None, batch_size: int = 64, device: str = "cpu",
+                  progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Lift every selected sequence of the cache; [N, 17, 3] metres, NaN outside the selection.
+    `progress(frames_done)` is called after each sequence."""
+    from posecli.predict import lift_sequence
+
+    out = np.full((cache.num_frames, NUM_JOINTS, 3), np.nan, dtype=np.float32)
+    for seq in sequences:
+        s0, n = int(cache.seq_start[seq]), int(cache.seq_length[seq])
+        sl = slice(s0, s0 + n)
+        out[sl] = lift_sequence(model, np.asarray(cache.keypoints2d[sl]), np.asarray(cache.confidence[sl]),
+                                flip=flip, stride=stride, batch_size=batch_size, device=device)
+        if progress is not None:
+            progress(n)
+    return out
+
+
+@dataclass
+class EvalResult:
+    """A finished evaluation: the JSON-ready report plus per-frame curves for the plots."""
+
+    report: dict
+    frame_error: dict[str, np.ndarray] = field(default_factory=dict)   # "subject/action/camera" -> [T] P1 mm
+
+
+def _group_means(values: np.ndarray, valid: np.ndarray, frame_group: np.ndarray, names: list[str]) -> list[dict]:
+    """Masked mean and joint count of `values` [N, J] per group of frames."""
+    g = len(names)
+    sums = np.bincount(frame_group, weights=np.where(valid, values, 0.0).sum(axis=1), minlength=g)
+    counts = np.bincount(frame_group, weights=valid.sum(axis=1), minlength=g)
+    return [{"name": names[i], "value": float(sums[i] / counts[i]) if counts[i] else float("nan"),
+             "count": int(counts[i])} for i in range(g)]
+
+
+def _per_joint(values: np.ndarray, valid: np.ndarray) -> list[dict]:
+    counts = valid.sum(axis=0)
+    sums = np.where(valid, values, 0.0).sum(axis=0)
+    return [{"name": H36M_JOINTS[j], "value": float(sums[j] / counts[j]) if counts[j] else float("nan"),
+             "count": int(counts[j])} for j in range(NUM_JOINTS)]
+
+
+def _metric_values(pred_mm: np.ndarray, gt_mm: np.ndarray, p1: np.ndarray, valid: np.ndarray,
+                   seq_start: np.ndarray, protocols: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-joint values [N, J] and their valid masks for each protocol (p1: Protocol 1 errors)."""
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for key in protocols:
+        if key == "p1":
+            out[key] = (p1, valid)
+        elif key == "p2":
+            out[key] = (M.p_mpjpe_errors(pred_mm, gt_mm, valid), valid)
+        elif key == "n":
+            out[key] = (M.n_mpjpe_errors(pred_mm, gt_mm, valid), valid)
+        elif key == "vel":
+            out[key] = M.velocity_errors(pred_mm, gt_mm, valid, seq_start)
+        elif key == "pck":
+            out[key] = (M.pck_scores(p1), valid)
+        elif key == "auc":
+            out[key] = (M.auc_scores(p1), valid)
+    return out
+
+
+def _table(rows_by_protocol: dict[str, list[dict]], frames: np.ndarray) -> list[dict]:
+    keys = list(rows_by_protocol)
+    table = []
+    for i, row in enumerate(rows_by_protocol[keys[0]]):
+        entry = {"name": row["name"], "frames": int(frames[i]), "joints": row["count"]}
+        for key in keys:
+            entry[key] = rows_by_protocol[key][i]["value"]
+        table.append(entry)
+    return table
+
+
+def score(cache: PoseCache, pred_m: np.ndarray, sequences: Sequence[int], protocols: Sequence[str],
+          source: dict, worst: int = 3) -> EvalResult:
+    """Score predictions [N, 17, 3] (metres) against the cache's 3D on the selected sequences."""
+    if cache.keypoints3d is None:
+        raise PoseCliError("cache has no 3D ground truth (keypoints3d): eval needs a 3D cache", cache.path)
+    protocols = parse_protocols(protocols)
+    sequences = list(sequences)
+    frame_idx = np.concatenate([np.arange(cache.seq_start[s], cache.seq_start[s] + cache.seq_length[s])
+                                for s in sequences])
+    lengths = np.array([int(cache.seq_length[s]) for s in sequences])
+    local_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    gt_mm = np.asarray(cache.keypoints3d[frame_idx], dtype=np.float64) * 1000.0
+    pred = np.asarray(pred_m[frame_idx], dtype=np.float64)
+    has_pred = np.isfinite(pred).all(axis=-1) & np.isfinite(pred[:, :1]).all(axis=-1)
+    status_ok = cache.joint_status != JointStatus.MISSING
+    valid = has_pred & status_ok[None, :] & np.isfinite(gt_mm).all(axis=-1)
+    pred_mm = np.nan_to_num(pred) * 1000.0
+    p1_err = M.mpjpe_errors(pred_mm, gt_mm)
+    values = _metric_values(pred_mm, gt_mm, p1_err, valid, local_start, protocols)
+
+    h36m = is_h36m(cache)
+    seq_of_frame = np.repeat(np.arange(len(sequences)), lengths)
+    labels = {
+        "action": [h36m_action(cache.action[s]) if h36m else cache.action[s] for s in sequences],
+        "subject": [cache.subject[s] for s in sequences],
+        "camera": [cache.camera[s] for s in sequences],
+    }
+    tables: dict[str, list[dict]] = {}
+    for kind, per_seq in labels.items():
+        names = sorted(set(per_seq))
+        index = {n: i for i, n in enumerate(names)}
+        frame_group = np.array([index[n] for n in per_seq])[seq_of_frame]
+        frames = np.bincount(frame_group, minlength=len(names))
+        tables[kind] = _table({k: _group_means(v, m, frame_group, names) for k, (v, m) in values.items()},
+                              frames)
+    tables["joint"] = _table({k: _per_joint(v, m) for k, (v, m) in values.items()},
+                             np.full(NUM_JOINTS, len(frame_idx)))
+
+    overall = {}
+    for key, (v, m) in values.items():
+        s = M.masked_mean(v, m)
+        name, unit = PROTOCOLS[key]
+        overall[key] = {"name": name, "unit": unit, "value": s.value, "count": s.count}
+    action_average = None
+    if h36m:
+        action_average = {k: float(np.nanmean([row[k] for row in tables["action"]])) for k in protocols}
+
+    seq_p1 = _group_means(p1_err, valid, seq_of_frame, [str(s) for s in sequences])
+    seq_rows = [{"index": int(s), "subject": cache.subject[s], "action": cache.action[s],
+                 "camera": cache.camera[s], "frames": int(n), "p1": r["value"]}
+                for s, n, r in zip(sequences, lengths, seq_p1)]
+    worst_rows = sorted((r for r in seq_rows if np.isfinite(r["p1"])), key=lambda r: -r["p1"])[:worst]
+    frame_error = {}
+    for r in worst_rows:
+        i = sequences.index(r["index"])
+        sl = slice(local_start[i], local_start[i] + lengths[i])
+        e, m = p1_err[sl], valid[sl]
+        frame_error[f"{r['subject']}/{r['action']}/{r['camera']}"] = np.where(
+            m.any(axis=1), np.where(m, e, 0).sum(axis=1) / np.maximum(m.sum(axis=1), 1), np.nan)
+
+    report = {
+        "source": source,
+        "data": {"path": str(cache.path), "dataset": cache.dataset, "split": str(cache.attrs.get("split", "")),
+                 "sequences": len(sequences), "frames": int(len(frame_idx)),
+                 "subjects": sorted(set(labels["subject"])), "h36m_conventions": h36m},
+        "protocols": protocols,
+        "joints_missing": int((~valid).sum()),
+        "predictions_missing": int((~has_pred).sum()),
+        "overall": overall,
+        "action_average": action_average,
+        "tables": tables,
+        "worst_sequences": worst_rows,
+    }
+    return EvalResult(report, frame_error)
+
+
+def evaluate_predictions(predictions: str | Path, data: str | Path, *, protocols: Sequence[str] = tuple(PROTOCOLS),
+                         subjects: Sequence[str] | None = None) -> EvalResult:
+    """Evaluate a predictions NPZ (docs/evaluation.md) against a 3D cache."""
+    with open_cache(data) as cache:
+        sequences = select_sequences(cache, subjects)
+        pred = load_predictions(predictions, cache.num_frames)
+        return score(cache, pred, sequences, protocols, {"kind": "predictions", "path": str(predictions)})
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, protocols: Sequence[str] = tuple(PROTOCOLS),
+                        subjects: Sequence[str] | None = None, flip: bool = False, stride: int | None = None,
+                        batch_size: int = 64, device: str = "cpu",
+                        progress: Callable[[int, int], None] | None = None) -> EvalResult:
+    """Lift the cache's 2D with a checkpoint (or bundled model name) and evaluate against its 3D.
+    `progress(frames_done, frames_total)` reports progress."""
+    from posecli.engine.checkpoint import load_model
+
+    with open_cache(data) as cache:
+        if cache.keypoints3d is None:
+            raise PoseCliError("cache has no 3D ground truth (keypoints3d): eval needs a 3D cache", cache.path)
+        sequences = select_sequences(cache, subjects)
+        model, meta = load_model(checkpoint, device=device)
+        if meta.get("skeleton", PREDICTION_SKELETON) != PREDICTION_SKELETON:
+            raise PoseCliError(f"model predicts skeleton '{meta['skeleton']}', eval needs "
+                               f"'{PREDICTION_SKELETON}'", checkpoint)
+        total = int(sum(cache.seq_length[s] for s in sequences))
+        done = [0]
+
+        def step(n: int) -> None:
+            done[0] += n
+            if progress is not None:
+                progress(done[0], total)
+
+        pred = predict_cache(model, cache, sequences, flip=flip, stride=stride, batch_size=batch_size,
+                             device=device, progress=step)
+        source = {"kind": "checkpoint", "path": str(checkpoint), "flip": flip, "stride": stride,
+                  "model": meta.get("config", {}).get("model", {}), "step": meta.get("step")}
+        return score(cache, pred, sequences, protocols, source)

@@ -1,0 +1,169 @@
+"""Whole-sequence 3D prediction with a lifter: the one code path shared by `eval` and `infer`.
+
+A model sees `model.window` frames at a time, exactly as in training: each window is cut from the
+sequence (indices clipped to the sequence, i.e. edge padding), normalised on its own with
+`normalize_window`, and lifted. Windows overlap and their outputs are averaged per frame:
+
+- transformer (stformer, T' = T): windows of `model.window` frames start every `stride` frames
+  (default window // 2), the last one ends on the last frame, and a sequence shorter than the window
+  is edge padded to it (as in training). Overlapping outputs are averaged with tent weights
+  min(k + 1, window - k) for output position k, so a frame counts most from the windows in which
+  it sits near the centre, where it has context on both sides.
+- convolutional (tcn, valid convolutions, T' = T - receptive_field + 1): the sequence is edge
+  padded by (receptive_field - 1) / 2 frames on each side and cut into chunks of `stride` outputs
+  (default receptive_field), each reading stride + receptive_field - 1 frames normalised together;
+  chunks tile the sequence (the last one is shifted back to end on the last frame and its overlap is
+  averaged uniformly). stride=1 reproduces training's per-window normalisation exactly, at
+  receptive_field times the cost.
+
+Optional flip test-time augmentation lifts each window a second time mirrored (normalised x negated,
+left/right joints swapped), mirrors the 3D result back and averages the two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from posecli.data.normalize import normalize_window
+from posecli.skeleton import H36M_FLIP_PERM, NUM_JOINTS
+
+
+def flip_input(x: torch.Tensor) -> torch.Tensor:
+    """Mirror model inputs [..., 17, 3] (normalised x, y, confidence) about the window centre.
+
+    The window centre is the origin of the normalised frame, and the mirrored pose has the same
+    box, so mirroring is exactly: negate x and swap left/right joints (confidence moves along)."""
+    out = x[..., H36M_FLIP_PERM, :].clone()
+    out[..., 0] = -out[..., 0]
+    return out
+
+
+def unflip_pose3d(pose: torch.Tensor) -> torch.Tensor:
+    """Mirror a 3D camera-frame pose [..., 17, 3] back: negate x and swap left/right joints."""
+    out = pose[..., H36M_FLIP_PERM, :].clone()
+    out[..., 0] = -out[..., 0]
+    return out
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """How a sequence is cut: each window reads `in_len` input frames from start - pad (clipped to
+    the sequence) and yields `out_len` outputs for frames [start, start + out_len)."""
+
+    in_len: int
+    out_len: int
+    pad: int
+    starts: list[int]
+    weights: np.ndarray          # [out_len] averaging weight of each output position
+
+
+def window_plan(num_frames: int, window: int, receptive_field: int = 1,
+                stride: int | None = None) -> WindowPlan:
+    """Plan the windows for a sequence of `num_frames`; `receptive_field` is the number of input
+    frames one output needs (1 for a transformer, which returns T' = T; more for valid
+    convolutions, which return T' = T - receptive_field + 1).
+
+    Transformer: windows of `window` frames every `stride` (default window // 2) frames, tent
+    weights. Convolutional: chunks of `stride` outputs (default receptive_field) read
+    stride + receptive_field - 1 inputs centred on them; chunks tile the sequence, uniform weights
+    where the last one overlaps.
+    """
+    if stride is not None and int(stride) < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    receptive_field = max(int(receptive_field), 1)
+    if receptive_field > 1:
+        out_len = int(stride) if stride is not None else receptive_field
+        in_len, pad, step = out_len + receptive_field - 1, (receptive_field - 1) // 2, out_len
+        weights = np.ones(out_len)
+    else:
+        out_len = in_len = int(window)
+        pad, step = 0, int(stride) if stride is not None else max(window // 2, 1)
+        k = np.arange(out_len)
+        weights = np.minimum(k + 1, out_len - k).astype(np.float64)
+    last = max(num_frames - out_len, 0)
+    starts = list(range(0, last + 1, step))
+    if starts[-1] != last:
+        starts.append(last)
+    return WindowPlan(in_len, out_len, pad, starts, weights)
+
+
+def output_shrink(model: torch.nn.Module, device: torch.device) -> int:
+    """Frames a model loses per call (T - T'): 0 for transformers, receptive_field - 1 for valid
+    convolutions. Found by one probe call on a zero window, since both kinds of lifter report
+    window == receptive_field."""
+    window = int(model.window)
+    probe = torch.zeros(1, window, NUM_JOINTS, 3, device=device)
+    with torch.inference_mode():
+        return window - int(model(probe)["pose3d"].shape[1])
+
+
+def _model_device(model: torch.nn.Module, device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def lift_sequence(model: torch.nn.Module, keypoints2d: np.ndarray, confidence: np.ndarray, *,
+                  flip: bool = False, stride: int | None = None, batch_size: int = 64,
+                  device: str | torch.device = "cpu") -> np.ndarray:
+    """Lift a whole 2D sequence [T, 17, 2] (pixels) with confidence [T, 17] to root-relative 3D
+    [T, 17, 3] in metres (float32), one output per input frame whatever T is.
+
+    The model is moved to `device` ("auto" picks CUDA when present) and run in eval mode under
+    torch.inference_mode; its previous training mode is restored afterwards."""
+    kp = np.asarray(keypoints2d, dtype=np.float32)
+    conf = np.asarray(confidence, dtype=np.float32)
+    if kp.ndim != 3 or kp.shape[1:] != (NUM_JOINTS, 2) or conf.shape != kp.shape[:2]:
+        raise ValueError(f"expected keypoints2d [T,{NUM_JOINTS},2] and confidence [T,{NUM_JOINTS}], "
+                         f"got {kp.shape} and {conf.shape}")
+    num_frames = len(kp)
+    if num_frames == 0:
+        return np.zeros((0, NUM_JOINTS, 3), dtype=np.float32)
+    dev = _model_device(model, device)
+    was_training = model.training
+    model.to(dev).eval()
+    try:
+        shrink = output_shrink(model, dev)
+        plan = window_plan(num_frames, int(model.window), shrink + 1, stride)
+        outputs = _run_windows(model, window_inputs(kp, conf, plan), flip, batch_size, dev)
+    finally:
+        model.train(was_training)
+
+    total = np.zeros((num_frames + plan.out_len, NUM_JOINTS, 3), dtype=np.float64)
+    weight = np.zeros(num_frames + plan.out_len, dtype=np.float64)
+    for i, s in enumerate(plan.starts):
+        total[s:s + plan.out_len] += outputs[i] * plan.weights[:, None, None]
+        weight[s:s + plan.out_len] += plan.weights
+    pose3d = total[:num_frames] / weight[:num_frames, None, None]
+    pose3d -= pose3d[:, :1]
+    return pose3d.astype(np.float32)
+
+
+def window_inputs(keypoints2d: np.ndarray, confidence: np.ndarray, plan: WindowPlan) -> np.ndarray:
+    """Model inputs [windows, in_len, 17, 3] (normalised x, y, confidence) of a plan: each window
+    edge padded and normalised on its own. Output i of window w belongs to frame starts[w] + i and
+    was read from input position pad + i."""
+    offsets = np.arange(plan.in_len)
+    inputs = np.empty((len(plan.starts), plan.in_len, NUM_JOINTS, 3), dtype=np.float32)
+    for i, s in enumerate(plan.starts):
+        idx = np.clip(s - plan.pad + offsets, 0, len(keypoints2d) - 1)
+        inputs[i, ..., :2], _, _ = normalize_window(keypoints2d[idx], confidence[idx])
+        inputs[i, ..., 2] = confidence[idx]
+    return inputs
+
+
+def _run_windows(model: torch.nn.Module, inputs: np.ndarray, flip: bool, batch_size: int,
+                 dev: torch.device) -> np.ndarray:
+    """3D outputs [W, T', 17, 3] of all windows, in batches, flip-averaged when asked."""
+    chunks = []
+    with torch.inference_mode():
+        for b in range(0, len(inputs), batch_size):
+            x = torch.from_numpy(inputs[b:b + batch_size]).to(dev)
+            pose = model(x)["pose3d"]
+            if flip:
+                pose = (pose + unflip_pose3d(model(flip_input(x))["pose3d"])) / 2
+            chunks.append(pose.double().cpu().numpy())
+    return np.concatenate(chunks)
