@@ -1,0 +1,81 @@
+"""2D person keypoints per frame: MediaPipe BlazePose (legacy `mediapipe.solutions.pose` API).
+
+BlazePose gives 33 landmarks for one person per frame; posecli.skeleton's `blazepose33` layout turns
+them into H36M-17 with per-joint confidence (the landmark visibility). Only model_complexity=1 is
+used: its weights ship inside the mediapipe wheel, whereas complexity 2 would download at run time.
+MediaPipe is imported lazily so the rest of posecli works without the `video` extra.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from posecli.errors import PoseCliError
+from posecli.skeleton import convert_to_h36m
+
+INSTALL_HINT = 'MediaPipe is not installed: pip install "posecli[video]"'
+
+
+@dataclass
+class Detection:
+    """One person in one frame, already in H36M-17 order, pixels."""
+
+    keypoints: np.ndarray   # float32 [17, 2]
+    confidence: np.ndarray  # float32 [17], 0 = missing
+    score: float            # person score (mean confidence of the observed joints)
+
+
+class Detector(Protocol):
+    def __call__(self, frame_rgb: np.ndarray) -> list[Detection]: ...
+
+    def close(self) -> None: ...
+
+
+def detection_from_layout(keypoints: np.ndarray, confidence: np.ndarray, layout: str) -> Detection:
+    """Convert one person of any registered layout to a Detection."""
+    kp, conf = convert_to_h36m(keypoints, confidence, layout)
+    seen = conf > 0
+    return Detection(kp, conf, float(conf[seen].mean()) if seen.any() else 0.0)
+
+
+class BlazePoseDetector:
+    """MediaPipe BlazePose full (model_complexity=1) in video mode: one person per frame."""
+
+    layout = "blazepose33"
+
+    def __init__(self, *, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
+                 static_image_mode: bool = False):
+        try:
+            from mediapipe.python.solutions import pose as mp_pose
+        except ImportError:
+            raise PoseCliError(INSTALL_HINT) from None
+        self._pose = mp_pose.Pose(
+            static_image_mode=static_image_mode,
+            model_complexity=1,
+            smooth_landmarks=True,
+            enable_segmentation=False,
+            min_detection_confidence=min_detection_confidence,
+            min_tracking_confidence=min_tracking_confidence,
+        )
+
+    def __call__(self, frame_rgb: np.ndarray) -> list[Detection]:
+        result = self._pose.process(frame_rgb)
+        if result.pose_landmarks is None:
+            return []
+        h, w = frame_rgb.shape[:2]
+        marks = result.pose_landmarks.landmark
+        kp = np.array([[m.x * w, m.y * h] for m in marks], dtype=np.float32)
+        vis = np.array([m.visibility for m in marks], dtype=np.float32).clip(0.0, 1.0)
+        return [detection_from_layout(kp, vis, self.layout)]
+
+    def close(self) -> None:
+        self._pose.close()
+
+    def __enter__(self) -> "BlazePoseDetector":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

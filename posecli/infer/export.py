@@ -1,0 +1,58 @@
+"""`posecli export onnx`: a lifter as an ONNX graph with a dynamic batch axis.
+
+The graph takes `input` float32 [batch, window, 17, 3] (normalised 2D + confidence, exactly what
+posecli.predict feeds the model) and returns `pose3d` [batch, T', 17, 3] in metres, root-relative.
+Torch's TorchScript-based exporter is used because it needs only the `onnx` package (the dynamo
+exporter also needs onnxscript); the file is written to a temp file and renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from posecli.errors import PoseCliError
+from posecli.skeleton import NUM_JOINTS
+
+DEFAULT_OPSET = 17
+
+
+class _Pose3dOnly(nn.Module):
+    """ONNX outputs are tensors, not dicts: keep the 3D head only."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)["pose3d"]
+
+
+def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSET) -> Path:
+    """Export `model` (eval mode, CPU) to `path` with a dynamic batch axis; returns the path."""
+    try:
+        import onnx  # noqa: F401  (torch's exporter imports it; fail with a clear message instead)
+    except ImportError as exc:
+        raise PoseCliError(f'ONNX export needs the onnx package ({exc}): pip install "posecli[onnx]"') from None
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise PoseCliError("output folder does not exist", path.parent)
+    wrapped = _Pose3dOnly(model).cpu().eval()
+    example = torch.zeros(2, int(model.window), NUM_JOINTS, 3)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(wrapped, (example,), tmp, dynamo=False, opset_version=opset,
+                              input_names=["input"], output_names=["pose3d"],
+                              dynamic_axes={"input": {0: "batch"}, "pose3d": {0: "batch"}})
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path

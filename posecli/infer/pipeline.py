@@ -1,0 +1,320 @@
+"""`posecli infer`: video -> 2D keypoints -> tracks -> 3D -> files, one stage after the other.
+
+decode + detect (or read the user's keypoints) -> track -> bridge short gaps -> One-Euro 2D ->
+lift each contiguous run of a track with posecli.predict.lift_sequence -> One-Euro 3D -> write.
+All files are written into a temporary folder beside the output folder and moved into place only
+when every one of them is complete, so an error never leaves a half-written result.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from torch import nn
+
+from posecli.errors import PoseCliError
+from posecli.infer.detector import Detection, Detector
+from posecli.infer.gaps import fill_gaps, present_frames, segments
+from posecli.infer.outputs import (
+    PoseSequence,
+    umask_permissions,
+    write_json,
+    write_npz,
+    write_track_csv,
+)
+from posecli.infer.smooth import smooth_sequence
+from posecli.infer.track import Tracks, track_detections
+from posecli.infer.video import (
+    VideoInfo,
+    iter_frames,
+    prefetch,
+    probe_video,
+    scaled_size,
+)
+from posecli.skeleton import NUM_JOINTS
+
+DETECT_SIDE = 960   # frames are scaled to this longer side for the detector (BlazePose sees 256 px)
+STAGES = ("decode", "detect", "track", "lift", "smooth", "write", "render")
+
+
+@dataclass
+class InferOptions:
+    checkpoint: str | Path = "default"     # checkpoint path or bundled model name
+    keypoints: Path | None = None          # user's own 2D instead of the detector
+    render: bool = False
+    viewer: bool = True
+    smooth: float = 1.0                    # One-Euro strength, 0 = off
+    device: str = "cpu"
+    max_people: int | None = None
+    flip: bool = False                     # flip test-time augmentation in the lifter
+    max_gap: int = 10                      # frames bridged by interpolation
+    min_track_frames: int = 5              # shorter tracks are detector flicker and are dropped
+    batch_size: int = 64
+    detect_side: int | None = DETECT_SIDE  # None = detect on full-resolution frames
+
+
+@dataclass
+class InferResult:
+    out_dir: Path
+    poses: PoseSequence
+    files: list[Path]
+    detections: int                        # person detections before tracking
+    timings: dict[str, float] = field(default_factory=dict)   # busy seconds per stage
+    wall: float = 0.0                      # seconds end to end (decode overlaps detect)
+
+    def rate(self, stage: str) -> float:
+        """Frames per second of one stage (inf when it took no time)."""
+        seconds = self.timings.get(stage, 0.0)
+        return self.poses.num_frames / seconds if seconds > 0 else float("inf")
+
+
+# ---------------------------------------------------------------- stages
+
+def load_lifter(checkpoint: str | Path, device: str = "cpu") -> nn.Module:
+    """Load a checkpoint or bundled model and refuse anything that is not an H36M-17 lifter."""
+    from posecli.engine.checkpoint import load_model
+
+    model, meta = load_model(checkpoint, device=device)
+    check_lifter(model, meta.get("family", "lifter"), meta.get("skeleton", "h36m17"), checkpoint)
+    return model
+
+
+def check_lifter(model: nn.Module, family: str, skeleton: str, source: str | Path) -> None:
+    if family != "lifter" or getattr(model, "family", "lifter") != "lifter":
+        raise PoseCliError(f"checkpoint holds a '{family}' model; infer needs a 2D-to-3D 'lifter'", source)
+    if skeleton != "h36m17":
+        raise PoseCliError(f"checkpoint predicts the '{skeleton}' skeleton; infer needs 'h36m17'", source)
+
+
+def detect_video(info: VideoInfo, detector: Detector, progress: "_Stages",
+                 detect_side: int | None = DETECT_SIDE) -> list[list[Detection]]:
+    """Decode (in a background thread, scaled to `detect_side`) and detect on every frame; the
+    keypoints come back in full-resolution pixels. Decode and detect are timed separately."""
+    frames: list[list[Detection]] = []
+    width, _ = scaled_size(info.width, info.height, detect_side)
+    back = info.width / width
+    with progress.task("detect", info.frames or None):
+        for frame, decode_s in prefetch(iter_frames(info.path, max_side=detect_side)):
+            progress.add("decode", decode_s)
+            t0 = time.perf_counter()
+            people = detector(frame)
+            for person in people:
+                person.keypoints = person.keypoints * np.float32(back)
+            frames.append(people)
+            progress.add("detect", time.perf_counter() - t0)
+            progress.advance()
+    if not frames:
+        raise PoseCliError("video has no frames", info.path)
+    return frames
+
+
+def _person_scale(kp: np.ndarray, conf: np.ndarray) -> float:
+    """Median box side of a run of frames [T, 17, 2], in pixels (the 2D smoothing unit)."""
+    seen = conf > 0
+    big = np.float32(1e9)
+    lo = np.where(seen[..., None], kp, big).min(axis=1)
+    hi = np.where(seen[..., None], kp, -big).max(axis=1)
+    sides = (hi - lo).max(axis=-1)[seen.any(axis=-1)]
+    return float(np.median(sides)) if len(sides) else 1.0
+
+
+def lift_tracks(tracks: Tracks, fps: float, image_size: tuple[int, int], model: nn.Module,
+                options: InferOptions, progress: "_Stages") -> PoseSequence:
+    """Bridge gaps, smooth and lift every contiguous run of every track."""
+    from posecli.predict import lift_sequence
+
+    f, p = tracks.num_frames, tracks.num_tracks
+    kp2 = np.full((f, p, NUM_JOINTS, 2), np.nan, np.float32)
+    kp3 = np.full((f, p, NUM_JOINTS, 3), np.nan, np.float32)
+    conf = np.zeros((f, p, NUM_JOINTS), np.float32)
+    valid = np.zeros((f, p), bool)
+    interp = np.zeros((f, p), bool)
+    with progress.task("lift", p):
+        for t in range(p):
+            k, c, interp[:, t] = fill_gaps(tracks.keypoints2d[:, t], tracks.confidence[:, t], options.max_gap)
+            valid[:, t] = present_frames(c)
+            for a, b in segments(valid[:, t]):
+                t0 = time.perf_counter()
+                k2 = smooth_sequence(k[a:b], fps, options.smooth, scale=_person_scale(k[a:b], c[a:b]))
+                t1 = time.perf_counter()
+                k3 = lift_sequence(model, k2, c[a:b], flip=options.flip, batch_size=options.batch_size,
+                                   device=options.device)
+                t2 = time.perf_counter()
+                k3 = smooth_sequence(k3, fps, options.smooth)
+                k3 -= k3[:, :1]
+                progress.add("smooth", t1 - t0 + time.perf_counter() - t2)
+                progress.add("lift", t2 - t1)
+                kp2[a:b, t] = np.where(c[a:b, :, None] > 0, k2, np.nan)
+                conf[a:b, t] = c[a:b]
+                kp3[a:b, t] = k3
+            progress.advance()
+    return PoseSequence(kp2, conf, tracks.track_ids, kp3, valid, interp & valid, fps, image_size)
+
+
+def write_outputs(folder: Path, poses: PoseSequence, *, viewer: bool, title: str) -> list[Path]:
+    """poses.npz, poses.json, track_<id>.csv and (optionally) viewer.html into `folder`."""
+    files = [folder / "poses.npz", folder / "poses.json"]
+    write_npz(files[0], poses)
+    write_json(files[1], poses)
+    for p, tid in enumerate(poses.track_ids.tolist()):
+        files.append(folder / f"track_{tid:02d}.csv")
+        write_track_csv(files[-1], poses, p)
+    if viewer:
+        from posecli.infer.viewer import write_viewer
+
+        files.append(folder / "viewer.html")
+        write_viewer(files[-1], poses, title=title)
+    return files
+
+
+# ---------------------------------------------------------------- atomic output folder
+
+@contextmanager
+def staging_folder(out_dir: Path) -> Iterator[Path]:
+    """A temp folder beside `out_dir`; its files are moved into `out_dir` only on success."""
+    out_dir = Path(out_dir)
+    parent = out_dir.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PoseCliError(f"cannot create output folder ({exc.strerror})", parent) from None
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PoseCliError("output path exists and is not a folder", out_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+    try:
+        umask_permissions(tmp)
+        yield tmp
+        if not out_dir.exists():
+            os.replace(tmp, out_dir)
+        else:
+            for item in tmp.iterdir():
+                os.replace(item, out_dir / item.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- progress
+
+class _Stages:
+    """Per-stage timings plus an optional rich progress bar per stage."""
+
+    def __init__(self, console: Console | None):
+        self.timings = {s: 0.0 for s in STAGES}
+        self._progress = (Progress(TextColumn("{task.description:<7}"), BarColumn(), MofNCompleteColumn(),
+                                   TimeRemainingColumn(), console=console, transient=False)
+                          if console is not None else None)
+        self._task = None
+
+    def __enter__(self) -> "_Stages":
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    @contextmanager
+    def task(self, name: str, total: int | None) -> Iterator[None]:
+        if self._progress is not None:
+            self._task = self._progress.add_task(name, total=total)
+        try:
+            yield
+        finally:
+            if self._progress is not None:
+                done = self._progress.tasks[-1].completed
+                self._progress.update(self._task, total=done or total, completed=done or total)
+                self._task = None
+
+    def advance(self, n: int = 1) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, n)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.timings[stage] += seconds
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(stage, time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------- entry point
+
+def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions | None = None, *,
+                  model: nn.Module | None = None, detector: Detector | None = None,
+                  console: Console | None = None) -> InferResult:
+    """Run the whole pipeline on one video and write its outputs into `out_dir` atomically.
+
+    `model` / `detector` override the checkpoint and MediaPipe (tests, benchmarks, other detectors).
+    """
+    options = options or InferOptions()
+    start = time.perf_counter()
+    if options.smooth < 0:
+        raise PoseCliError(f"--smooth must be >= 0, got {options.smooth}")
+    if options.max_people is not None and options.max_people < 1:
+        raise PoseCliError(f"--max-people must be >= 1, got {options.max_people}")
+    info = probe_video(video)
+    if model is None:
+        model = load_lifter(options.checkpoint, options.device)
+    else:
+        check_lifter(model, getattr(model, "family", "lifter"), "h36m17", "model")
+    keypoints = None
+    if options.keypoints is not None:
+        from posecli.infer.keypoints_io import read_keypoints
+
+        keypoints = read_keypoints(options.keypoints)
+    fps = info.fps if info.fps > 0 else 30.0
+    image_size = (info.width, info.height)
+
+    with _Stages(console) as progress:
+        if keypoints is None:
+            own = detector is None
+            if own:
+                from posecli.infer.detector import BlazePoseDetector
+
+                detector = BlazePoseDetector()
+            try:
+                keypoints = detect_video(info, detector, progress, options.detect_side)
+            finally:
+                if own:
+                    detector.close()
+        detections = sum(len(d) for d in keypoints)
+        with progress.timed("track"):
+            tracks = track_detections(keypoints, max_people=options.max_people,
+                                     max_age=max(options.max_gap + 1, round(fps)),
+                                     min_frames=options.min_track_frames)
+        if tracks.num_tracks == 0:
+            raise PoseCliError("nobody was detected in any frame", options.keypoints or info.path)
+        poses = lift_tracks(tracks, fps, image_size, model, options, progress)
+        with staging_folder(Path(out_dir)) as tmp:
+            with progress.timed("write"):
+                files = write_outputs(tmp, poses, viewer=options.viewer, title=info.path.name)
+            if options.render:
+                from posecli.infer.render import render_video
+
+                with progress.task("render", poses.num_frames), progress.timed("render"):
+                    render_video(info.path, poses, tmp / "render.mp4", on_frame=progress.advance)
+                files.append(tmp / "render.mp4")
+    out = Path(out_dir)
+    return InferResult(out, poses, [out / f.name for f in files], detections, progress.timings,
+                       time.perf_counter() - start)

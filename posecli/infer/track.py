@@ -1,0 +1,116 @@
+"""Link per-frame detections into person tracks by pose similarity (OKS), with box IoU as fallback.
+
+Greedy matching on the similarity matrix is enough here: detections of different people rarely
+compete for the same track at video frame rates, and it needs no solver dependency. A track that
+is not matched for `max_age` frames is closed, so a person who leaves and comes back much later
+gets a new id (the gap logic then treats the first track's end as the end).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from posecli.eval.metrics import oks
+from posecli.infer.detector import Detection
+from posecli.skeleton import NUM_JOINTS
+
+
+@dataclass
+class Tracks:
+    """Per-frame, per-track keypoints; frames where a track has no detection have confidence 0."""
+
+    keypoints2d: np.ndarray  # float32 [F, P, 17, 2] pixels
+    confidence: np.ndarray   # float32 [F, P, 17]
+    track_ids: np.ndarray    # int64 [P]
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.keypoints2d.shape[0])
+
+    @property
+    def num_tracks(self) -> int:
+        return int(self.keypoints2d.shape[1])
+
+
+def _box(kp: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    seen = kp[conf > 0]
+    if len(seen) == 0:
+        return np.zeros(4)
+    return np.concatenate([seen.min(axis=0), seen.max(axis=0)]).astype(np.float64)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two [x0, y0, x1, y1] boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def similarity(track_kp: np.ndarray, track_conf: np.ndarray, det: Detection) -> float:
+    """COCO OKS against the track's last pose (posecli.eval.metrics.oks), or box IoU when the two
+    share no joint that has an OKS sigma."""
+    valid = ((track_conf > 0) & (det.confidence > 0))[None]
+    value = float(oks(det.keypoints[None], track_kp[None], valid)[0])
+    if np.isfinite(value):
+        return value
+    return box_iou(_box(track_kp, track_conf), _box(det.keypoints, det.confidence))
+
+
+def track_detections(frames: list[list[Detection]], *, max_people: int | None = None,
+                     min_similarity: float = 0.2, max_age: int = 30, min_frames: int = 1) -> Tracks:
+    """Assign each frame's detections to tracks and keep the `max_people` longest ones."""
+    active: list[dict] = []      # {"id", "kp", "conf", "last"}
+    assigned: list[list[tuple[int, Detection]]] = []
+    next_id = 0
+    for f, dets in enumerate(frames):
+        active = [t for t in active if f - t["last"] <= max_age]
+        pairs = sorted(
+            ((similarity(t["kp"], t["conf"], d), ti, di)
+             for ti, t in enumerate(active) for di, d in enumerate(dets)),
+            reverse=True,
+        )
+        used_t, used_d, out = set(), set(), []
+        for sim, ti, di in pairs:
+            if sim < min_similarity or ti in used_t or di in used_d:
+                continue
+            used_t.add(ti)
+            used_d.add(di)
+            out.append((active[ti]["id"], dets[di]))
+        for di, d in enumerate(dets):
+            if di not in used_d:
+                active.append({"id": next_id, "kp": d.keypoints, "conf": d.confidence, "last": f})
+                out.append((next_id, d))
+                next_id += 1
+        by_id = {t["id"]: t for t in active}
+        for tid, d in out:
+            t = by_id[tid]
+            t["kp"], t["conf"], t["last"] = d.keypoints, d.confidence, f
+        assigned.append(out)
+    return _to_arrays(assigned, len(frames), next_id, max_people=max_people, min_frames=min_frames)
+
+
+def _to_arrays(assigned: list[list[tuple[int, Detection]]], num_frames: int, num_ids: int, *,
+               max_people: int | None, min_frames: int) -> Tracks:
+    weight = np.zeros(num_ids)
+    count = np.zeros(num_ids, dtype=np.int64)
+    for out in assigned:
+        for tid, d in out:
+            weight[tid] += d.score
+            count[tid] += 1
+    keep = [i for i in np.argsort(-weight, kind="stable") if count[i] >= min_frames]
+    if max_people is not None:
+        keep = keep[:max_people]
+    keep = sorted(keep)                      # ids in order of first appearance
+    column = {tid: p for p, tid in enumerate(keep)}
+    kp = np.zeros((num_frames, len(keep), NUM_JOINTS, 2), dtype=np.float32)
+    conf = np.zeros((num_frames, len(keep), NUM_JOINTS), dtype=np.float32)
+    for f, out in enumerate(assigned):
+        for tid, d in out:
+            if tid in column:
+                kp[f, column[tid]] = d.keypoints
+                conf[f, column[tid]] = d.confidence
+    return Tracks(kp, conf, np.arange(len(keep), dtype=np.int64))

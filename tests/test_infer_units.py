@@ -1,0 +1,152 @@
+"""Unit tests of the infer building blocks: One-Euro, gap filling, tracking, keypoint readers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from infer_support import COCO_STANDING, coco_person
+
+from posecli.errors import PoseCliError
+from posecli.infer.detector import detection_from_layout
+from posecli.infer.gaps import fill_gaps, segments
+from posecli.infer.keypoints_io import read_keypoints
+from posecli.infer.smooth import one_euro, smooth_sequence
+from posecli.infer.track import box_iou, track_detections
+
+# ---------------------------------------------------------------- smoothing
+
+
+def test_one_euro_first_step_matches_formula():
+    # beta = 0: a plain low-pass with alpha = 1 / (1 + tau / dt), tau = 1 / (2 pi fc).
+    out = one_euro(np.array([0.0, 1.0, 1.0]), fps=1.0, min_cutoff=1.0, beta=0.0)
+    alpha = 2 * math.pi / (2 * math.pi + 1)
+    assert out[0] == 0.0
+    assert out[1] == pytest.approx(alpha, abs=1e-12)
+    assert out[2] == pytest.approx(alpha + alpha * (1 - alpha), abs=1e-12)
+
+
+def test_smoothing_keeps_constants_and_reduces_jitter():
+    rng = np.random.default_rng(0)
+    const = np.full((50, 17, 3), 0.25)
+    assert np.allclose(smooth_sequence(const, 30.0, 1.0), 0.25)
+    noisy = 100.0 + rng.normal(0.0, 2.0, size=(300, 17, 2))
+    assert np.array_equal(smooth_sequence(noisy, 30.0, 0.0), noisy)       # strength 0 = off
+    std = [smooth_sequence(noisy, 30.0, s, scale=100.0)[30:].std() for s in (0.5, 1.0, 2.0)]
+    assert std[0] < 2.0 * 0.8 and std[2] < std[1] < std[0]
+
+
+# ---------------------------------------------------------------- gaps
+
+
+def test_fill_gaps_interpolates_short_and_keeps_long_missing():
+    f = 20
+    kp = np.zeros((f, 17, 2), np.float32)
+    conf = np.zeros((f, 17), np.float32)
+    for t in [0, 1, 4, 15, 16]:                          # gap 2..3 (2 frames), gap 5..14 (10 frames)
+        kp[t] = t * 10.0
+        conf[t] = 1.0
+    conf[4, 3] = 0.0                                     # joint 3 unseen after the short gap
+    out, c, interp = fill_gaps(kp, conf, max_gap=3)
+    assert interp.tolist() == [t in (2, 3) for t in range(f)]
+    assert out[2, 0, 0] == pytest.approx(20.0) and out[3, 0, 0] == pytest.approx(30.0)
+    assert c[2, 0] == 1.0 and c[2, 3] == 0.0 and out[2, 3, 0] == 0.0
+    assert (c[5:15] == 0).all()
+    assert segments((c > 0).any(axis=1)) == [(0, 5), (15, 17)]
+
+
+# ---------------------------------------------------------------- tracking
+
+
+def _det(frame: int, dx: float):
+    return detection_from_layout(coco_person(frame, dx), np.full(17, 0.9, np.float32), "coco17")
+
+
+def test_tracks_follow_people_whatever_the_detection_order():
+    frames = [[_det(f, 0.0), _det(f, 80.0)][:: 1 if f % 2 else -1] for f in range(12)]
+    tracks = track_detections(frames)
+    assert tracks.num_tracks == 2 and tracks.track_ids.tolist() == [0, 1]
+    x = tracks.keypoints2d[:, :, 0, 0]                   # pelvis x of each track
+    first = 0 if x[0, 0] < x[0, 1] else 1
+    assert np.allclose(x[:, first], 80 + np.arange(12)) and np.allclose(x[:, 1 - first], 160 + np.arange(12))
+
+
+def test_max_people_keeps_the_longest_track_and_min_frames_drops_flicker():
+    frames = [[_det(f, 0.0)] + ([_det(f, 300.0)] if f < 3 else []) for f in range(10)]
+    assert track_detections(frames).num_tracks == 2
+    assert track_detections(frames, max_people=1).confidence[:, 0].all()
+    assert track_detections(frames, min_frames=5).num_tracks == 1
+
+
+def test_box_iou_exact():
+    assert box_iou(np.array([0, 0, 2, 2]), np.array([1, 0, 3, 2])) == pytest.approx(1 / 3)
+    assert box_iou(np.array([0, 0, 1, 1]), np.array([2, 2, 3, 3])) == 0.0
+
+
+# ---------------------------------------------------------------- keypoint readers
+
+
+def _coco_flat(points: np.ndarray, score: float = 0.8) -> list[float]:
+    return np.concatenate([points, np.full((len(points), 1), score)], axis=1).ravel().tolist()
+
+
+def test_coco_results_json(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps([
+        {"image_id": 0, "category_id": 1, "keypoints": _coco_flat(COCO_STANDING), "score": 0.9},
+        {"image_id": 2, "category_id": 1, "keypoints": _coco_flat(COCO_STANDING + 5), "score": 0.9},
+    ]))
+    frames = read_keypoints(path)
+    assert [len(f) for f in frames] == [1, 0, 1]
+    det = frames[0][0]
+    assert det.keypoints[0].tolist() == [80.0, 70.0]                  # pelvis = mid-hips
+    assert det.keypoints[1].tolist() == [72.0, 70.0]                  # r_hip = COCO 12
+    assert det.confidence[0] == pytest.approx(0.8)
+
+
+def test_halpe_alphapose_string_ids(tmp_path):
+    halpe = np.concatenate([COCO_STANDING, np.full((9, 2), 500.0)])   # 26 points, body first
+    path = tmp_path / "alphapose-results.json"
+    path.write_text(json.dumps([{"image_id": "000003.jpg", "keypoints": _coco_flat(halpe), "idx": 1}]))
+    frames = read_keypoints(path)
+    assert len(frames) == 4 and frames[3][0].keypoints[13].tolist() == COCO_STANDING[9].tolist()
+
+
+def test_openpose_body25_folder(tmp_path):
+    body25 = np.zeros((25, 2), np.float32)
+    order = [0, 16, 15, 18, 17, 5, 2, 6, 3, 7, 4, 12, 9, 13, 10, 14, 11]
+    body25[order] = COCO_STANDING
+    for f in range(3):
+        people = [{"pose_keypoints_2d": _coco_flat(body25)}] if f != 1 else []
+        (tmp_path / f"clip_{f:012d}_keypoints.json").write_text(json.dumps({"version": 1.3, "people": people}))
+    frames = read_keypoints(tmp_path)
+    assert [len(f) for f in frames] == [1, 0, 1]
+    assert frames[2][0].keypoints[16].tolist() == COCO_STANDING[10].tolist()   # r_wrist
+
+
+def test_npz_roundtrip_and_skeleton_key(tmp_path):
+    kp = np.stack([coco_person(f) for f in range(4)])
+    np.savez(tmp_path / "coco.npz", keypoints2d=kp, confidence=np.ones((4, 17)), skeleton="coco17")
+    frames = read_keypoints(tmp_path / "coco.npz")
+    assert len(frames) == 4 and frames[3][0].keypoints[0].tolist() == [83.0, 70.0]
+
+
+@pytest.mark.parametrize("content, message", [
+    ([{"image_id": 0, "keypoints": [1.0] * 42}], "42 keypoint values per person"),
+    ({"people": []}, "COCO/Halpe results list"),
+    ([{"image_id": 0}], "lacks 'image_id' or 'keypoints'"),
+])
+def test_wrong_keypoint_layouts_are_one_line_errors(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(PoseCliError, match=message) as info:
+        read_keypoints(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_npz_with_wrong_joint_count(tmp_path):
+    np.savez(tmp_path / "bad.npz", keypoints2d=np.zeros((3, 14, 2)))
+    with pytest.raises(PoseCliError, match="h36m17 has 17 joints"):
+        read_keypoints(tmp_path / "bad.npz")
