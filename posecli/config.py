@@ -1,0 +1,247 @@
+"""Presets: YAML recipes with `extends:`, `--set a.b=c` overrides and a schema of known keys.
+
+A preset is validated layer by layer (each file, then each override) against DEFAULTS, so an
+unknown or mistyped key is reported with the file it came from instead of surfacing later as a
+silent no-op. The resolved config is DEFAULTS deep-merged with the layers, a plain dict of YAML
+types that checkpoints store verbatim.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from posecli.data.augment import AUGMENT_DEFAULTS
+from posecli.engine.objectives import DEFAULTS as OBJECTIVE_DEFAULTS
+from posecli.errors import PoseCliError
+
+# Every known key with its default; the type of the default is the type a value must have
+# (a float default accepts ints, a None default accepts any scalar, e.g. an optional path).
+DEFAULTS: dict[str, Any] = {
+    "description": "",
+    "model": {
+        "name": "stformer",        # stformer | tcn (posecli.models)
+        "size": "s",               # xs | s | m | l
+        "window": 81,              # frames per call (stformer: any T <= window; tcn: receptive field)
+        "dropout": 0.1,
+        # explicit architecture overrides (None = from size); stformer: dim, depth, heads,
+        # mlp_ratio; tcn: channels, filter_widths
+        "dim": None, "depth": None, "heads": None, "mlp_ratio": None,
+        "channels": None, "filter_widths": None,
+    },
+    "data": {
+        "sources": [],             # training caches: list of {path, weight}; a bare path means weight 1
+        "window": None,            # frames per training sample (None = model.window; 1 for photos)
+        "epoch_length": None,      # samples per epoch (None = all frames of all sources)
+        "val": None,               # cache used for validation (3D: MPJPE, else 2D error)
+        "val_sequences": 0,        # validate on at most this many sequences (0 = all)
+        "num_workers": 0,
+        "augment": dict(AUGMENT_DEFAULTS),  # posecli.data.augment: flips, virtual cameras, noise
+    },
+    # posecli.engine.objectives: masked, lifting (2D pretraining); mpjpe, velocity, bone, mpjpe2d
+    "objective": dict(OBJECTIVE_DEFAULTS),
+    "train": {
+        "seed": 0,
+        "steps": 20000,
+        "batch_size": 64,          # per process; global batch = batch_size x world size
+        "accumulate": 1,           # gradient accumulation micro-batches per step
+        "lr": 5.0e-4,
+        "min_lr_ratio": 0.01,      # cosine decays to lr * min_lr_ratio
+        "warmup_steps": 500,
+        "weight_decay": 0.01,
+        "betas": [0.9, 0.999],
+        "grad_clip": 1.0,          # max gradient norm (0 = off)
+        "amp": True,               # bf16/fp16 autocast on GPU; always off on CPU
+        "compile": False,          # torch.compile the model
+        "log_every": 50,
+        "val_every": 1000,
+        "ckpt_every": 1000,
+        "tensorboard": True,       # used when the tensorboard package is installed
+        "init_from": None,         # checkpoint to initialise matching tensors from (fine-tuning)
+    },
+}
+
+SOURCE_DEFAULTS: dict[str, Any] = {"path": "", "weight": 1.0}
+_REPO_PRESETS = Path(__file__).resolve().parents[1] / "presets"
+_PACKAGE_PRESETS = Path(__file__).resolve().parent / "presets"
+
+
+def preset_dirs() -> list[Path]:
+    """Folders searched for preset names: the repository's presets/ and the packaged copy."""
+    dirs: list[Path] = []
+    for d in (_REPO_PRESETS, _PACKAGE_PRESETS):
+        if d.is_dir() and all(d.resolve() != x.resolve() for x in dirs):
+            dirs.append(d)
+    return dirs
+
+
+def available_presets() -> list[str]:
+    return sorted({p.stem for d in preset_dirs() for p in d.glob("*.yaml")})
+
+
+def find_preset(preset: str | Path, relative_to: Path | None = None) -> Path:
+    """Resolve a preset name or path; `relative_to` is the folder of a file that `extends:` it."""
+    p = Path(preset)
+    candidates = [p] if p.suffix in (".yaml", ".yml") else []
+    if relative_to is not None:
+        candidates += [relative_to / p, relative_to / f"{p}.yaml"]
+    candidates += [d / f"{p.name}.yaml" for d in preset_dirs()] if p.suffix == "" else []
+    for c in candidates:
+        if c.is_file():
+            return c
+    known = ", ".join(available_presets()) or "none installed"
+    raise PoseCliError(f"unknown preset '{preset}' (known: {known})", relative_to)
+
+
+# default's type -> (what the error message calls it, accepted value types)
+_TYPES: dict[type, tuple[str, tuple[type, ...]]] = {
+    bool: ("true/false", (bool,)), int: ("an integer", (int,)), float: ("a number", (int, float, str)),
+    str: ("a string", (str,)), list: ("a list", (list,)), type(None): ("a scalar or a list", (str, int, float, bool, list)),
+}
+
+
+def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
+    """Check a value against its default's type; YAML strings like '1e-4' become floats."""
+    name, accepted = _TYPES[type(default)]
+    ok = (default is None and value is None) or (
+        isinstance(value, accepted) and not (isinstance(value, bool) and bool not in accepted))
+    if ok and isinstance(default, float):
+        try:
+            return float(value)
+        except ValueError:
+            ok = False
+    if not ok:
+        raise PoseCliError(f"key '{key}' must be {name}, got {value!r}", source)
+    return value
+
+
+def _sources(value: Any, source: str) -> list[dict[str, Any]]:
+    """data.sources: a path, a list of paths, or a list of {path, weight} mappings."""
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            item = {"path": item}
+        if not isinstance(item, Mapping):
+            raise PoseCliError(f"key 'data.sources[{i}]' must be a path or {{path, weight}}, got {item!r}",
+                               source)
+        entry = dict(SOURCE_DEFAULTS)
+        for k, v in item.items():
+            if k not in SOURCE_DEFAULTS:
+                raise PoseCliError(f"unknown key 'data.sources[{i}].{k}'", source)
+            entry[k] = _coerce(f"data.sources[{i}].{k}", v, SOURCE_DEFAULTS[k], source)
+        if not entry["path"]:
+            raise PoseCliError(f"key 'data.sources[{i}]' has no path", source)
+        out.append(entry)
+    return out
+
+
+def validate(layer: Mapping[str, Any], source: str, schema: Mapping[str, Any] = DEFAULTS,
+             prefix: str = "") -> dict[str, Any]:
+    """Check a partial config against the schema; return it with values coerced."""
+    out: dict[str, Any] = {}
+    for key, value in layer.items():
+        dotted = f"{prefix}{key}"
+        if key not in schema:
+            raise PoseCliError(f"unknown key '{dotted}'", source)
+        default = schema[key]
+        if dotted == "data.sources":
+            out[key] = _sources(value, source)
+        elif isinstance(default, dict):
+            if not isinstance(value, Mapping):
+                raise PoseCliError(f"key '{dotted}' must be a mapping, got {value!r}", source)
+            out[key] = validate(value, source, default, dotted + ".")
+        else:
+            out[key] = _coerce(dotted, value, default, source)
+    return out
+
+
+def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; anything else (lists included) in `top` replaces `base`."""
+    out = copy.deepcopy(dict(base))
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_layers(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """One preset file merged over what it extends, each file validated on its own."""
+    if path.resolve() in seen:
+        raise PoseCliError("'extends' forms a cycle", path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PoseCliError(f"not valid YAML ({str(exc).splitlines()[0]})", path) from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise PoseCliError("a preset must be a YAML mapping", path)
+    parents = raw.pop("extends", None) or []
+    parents = [parents] if isinstance(parents, str) else parents
+    merged: dict[str, Any] = {}
+    for parent in parents:
+        merged = deep_merge(merged, _read_layers(find_preset(parent, path.parent), (*seen, path.resolve())))
+    return deep_merge(merged, validate(raw, str(path)))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'a.b=c' -> (['a', 'b'], YAML value of c)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise PoseCliError(f"override '{text}' is not of the form key.sub=value", "--set")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip().split("."), parsed
+
+
+def nested(keys: list[str], value: Any) -> dict[str, Any]:
+    out: Any = value
+    for k in reversed(keys):
+        out = {k: out}
+    return out
+
+
+def override(cfg: Mapping[str, Any], key: str, value: Any, source: str = "--set") -> dict[str, Any]:
+    """Set dotted `key` to `value` in a resolved config, validated like a preset layer."""
+    return deep_merge(cfg, validate(nested(key.split("."), value), source))
+
+
+def load_config(preset: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Resolve a preset (name or path): DEFAULTS <- extends chain <- file <- `--set` overrides."""
+    cfg = deep_merge(DEFAULTS, _read_layers(find_preset(preset)))
+    for text in overrides:
+        keys, value = parse_override(text)
+        cfg = override(cfg, ".".join(keys), value)
+    return cfg
+
+
+def apply_run_options(cfg: Mapping[str, Any], *, data: list[str] | None = None, val: str | None = None,
+                      steps: int | None = None, compile: bool | None = None,
+                      init_from: str | None = None) -> dict[str, Any]:
+    """The command-line shortcuts (--data, --val, --steps, --compile, --from) as overrides."""
+    out = dict(cfg)
+    for key, value, given in (("data.sources", data, bool(data)), ("data.val", val, val is not None),
+                              ("train.steps", steps, steps is not None),
+                              ("train.compile", compile, compile is not None),
+                              ("train.init_from", init_from, init_from is not None)):
+        if given:
+            out = override(out, key, value, "command line")
+    return out
+
+
+def section(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """A section as the library functions take it (build_model, build_dataloader): unset (None)
+    keys left out, so the callee's own default applies."""
+    return {k: v for k, v in cfg[name].items() if v is not None}
+
+
+def dump_config(cfg: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(cfg), sort_keys=False, default_flow_style=None)

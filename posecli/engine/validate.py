@@ -1,0 +1,81 @@
+"""Validation during training: whole sequences of a cache through the model.
+
+With 3D in the cache the figure is MPJPE in millimetres (root-relative, every frame), predicted by
+posecli.predict.lift_sequence exactly as `posecli eval` does. A 2D-only cache (photos) is scored by
+the 2D reconstruction error of the pose2d head in pixels, on windows cut and normalised the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from posecli.data.cache import PoseCache
+from posecli.data.normalize import normalize_window
+from posecli.predict import lift_sequence, window_plan
+from posecli.skeleton import NUM_JOINTS
+
+
+def pick_sequences(cache: PoseCache, max_sequences: int) -> list[int]:
+    """All sequences, or `max_sequences` of them spread evenly over the cache."""
+    n = cache.num_sequences
+    if max_sequences <= 0 or max_sequences >= n:
+        return list(range(n))
+    return sorted(set(np.linspace(0, n - 1, max_sequences).round().astype(int).tolist()))
+
+
+def mpjpe_mm(model: nn.Module, cache: PoseCache, sequences: list[int], device: torch.device) -> float:
+    errors, frames = 0.0, 0
+    for seq in sequences:
+        rec = cache.sequence(seq)
+        pred = lift_sequence(model, rec.keypoints2d, rec.confidence, device=device)
+        target = rec.keypoints3d - rec.keypoints3d[:, :1]
+        errors += float(np.linalg.norm(pred - target, axis=-1).mean(axis=-1).sum())
+        frames += len(rec)
+    return 1000.0 * errors / max(frames, 1)
+
+
+@torch.inference_mode()
+def frames_consumed(model: nn.Module, window: int, device: torch.device) -> int:
+    """Input frames per output frame (1 for stformer, the receptive field for tcn), by probing:
+    both families may report receptive_field == window, only the output length tells them apart."""
+    out = model(torch.zeros(1, window, NUM_JOINTS, 3, device=device))["pose2d"]
+    return window - int(out.shape[1]) + 1
+
+
+@torch.inference_mode()
+def reconstruction_px(model: nn.Module, cache: PoseCache, sequences: list[int], window: int,
+                      device: torch.device) -> float:
+    """Mean pixel distance between the pose2d head and the clean 2D of confident joints."""
+    rf = frames_consumed(model, window, device)
+    total, count = 0.0, 0
+    for seq in sequences:
+        rec = cache.sequence(seq)
+        n = len(rec)
+        out_len, pad, starts, _ = window_plan(n, window, rf, None)
+        for s in starts:
+            idx = np.clip(s - pad + np.arange(window), 0, n - 1)
+            norm, _, scale = normalize_window(rec.keypoints2d[idx], rec.confidence[idx])
+            x = np.concatenate([norm, rec.confidence[idx][..., None]], axis=-1)[None]
+            pred = model(torch.from_numpy(x).to(device))["pose2d"][0].float().cpu().numpy()
+            keep = slice(pad, pad + out_len)
+            conf = rec.confidence[idx][keep]
+            dist = np.linalg.norm(pred - norm[keep], axis=-1) * scale
+            total += float((dist * (conf > 0)).sum())
+            count += int((conf > 0).sum())
+    return total / max(count, 1)
+
+
+def validate(model: nn.Module, cache: PoseCache, *, window: int, max_sequences: int,
+             device: torch.device) -> tuple[str, float]:
+    """(metric name, value): lower is better for both."""
+    was_training = model.training
+    model.eval()
+    try:
+        sequences = pick_sequences(cache, max_sequences)
+        if cache.has3d:
+            return "val_mpjpe_mm", mpjpe_mm(model, cache, sequences, device)
+        return "val_error2d_px", reconstruction_px(model, cache, sequences, window, device)
+    finally:
+        model.train(was_training)
