@@ -2,6 +2,8 @@
 
 Every lifter has `window` (frames per call), `receptive_field`, `family = "lifter"` and
 `forward(x[B, T, 17, 3]) -> {"pose3d": [B, T', 17, 3], "pose2d": [B, T', 17, 2]}`.
+The image family (`name: image`, family = "image") instead maps crops [B, 3, H, W] to
+{"heatmaps", "depthmaps"} (posecli.models.image_pose).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from posecli.errors import PoseCliError
 MODELS: dict[str, tuple[str, frozenset[str]]] = {
     "stformer": ("posecli.models.stformer", frozenset({"dim", "depth", "heads", "mlp_ratio"})),
     "tcn": ("posecli.models.tcn", frozenset({"channels", "filter_widths"})),
+    "image": ("posecli.models.image_pose", frozenset({"backbone", "pretrained", "width", "deconv_channels",
+                                                      "input_size", "decode", "beta", "flip_test"})),
 }
 COMMON_KEYS = frozenset({"name", "size", "window", "dropout"})
 SIZES = ("xs", "s", "m", "l")
