@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from posecli import __version__
+from posecli.atomic import atomic_output
 from posecli.data.normalize import CONVENTION
 from posecli.errors import PoseCliError
 
@@ -45,14 +45,8 @@ def _atomic_write(path: Path, write) -> Path:
     """Call write(tmp_path) on a temp file beside `path`, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        write(tmp)
     return path
 
 
@@ -86,7 +80,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise PoseCliError(
             f"refusing to load: the file contains pickled objects or code, not plain tensors ({first})",
             path) from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
         raise PoseCliError(f"not a readable checkpoint ({exc.__class__.__name__})", path) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
         raise PoseCliError("not a posecli checkpoint (no 'format: posecli-checkpoint' entry)", path)

@@ -8,14 +8,13 @@ exporter also needs onnxscript); the file is written to a temp file and renamed 
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from posecli.atomic import atomic_output
 from posecli.errors import PoseCliError
 from posecli.skeleton import NUM_JOINTS
 
@@ -44,15 +43,9 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSE
         raise PoseCliError("output folder does not exist", path.parent)
     wrapped = _Pose3dOnly(model).cpu().eval()
     example = torch.zeros(2, int(model.window), NUM_JOINTS, 3)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(wrapped, (example,), tmp, dynamo=False, opset_version=opset,
-                              input_names=["input"], output_names=["pose3d"],
-                              dynamic_axes={"input": {0: "batch"}, "pose3d": {0: "batch"}})
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_output(path) as tmp, warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapped, (example,), str(tmp), dynamo=False, opset_version=opset,
+                          input_names=["input"], output_names=["pose3d"],
+                          dynamic_axes={"input": {0: "batch"}, "pose3d": {0: "batch"}})
     return path
