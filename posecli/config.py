@@ -1,9 +1,12 @@
 """Presets: YAML recipes with `extends:`, `--set a.b=c` overrides and a schema of known keys.
 
-A preset is validated layer by layer (each file, then each override) against DEFAULTS, so an
-unknown or mistyped key is reported with the file it came from instead of surfacing later as a
-silent no-op. The resolved config is DEFAULTS deep-merged with the layers, a plain dict of YAML
-types that checkpoints store verbatim.
+A preset is validated layer by layer (each file, then each override) against the schema of its
+model family, so an unknown or mistyped key is reported with the file it came from instead of
+surfacing later as a silent no-op. The lifter's schema is DEFAULTS; the image family
+(`model.name: image`) has IMAGE_DEFAULTS, whose `objective:` and `data.augment:` sections are the
+image family's own (posecli.engine.image_objectives, posecli.data.crops), so an image preset never
+inherits lifter-only keys. The resolved config is the schema deep-merged with the layers, a plain
+dict of YAML types that checkpoints store verbatim.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any
 import yaml
 
 from posecli.data.augment import AUGMENT_DEFAULTS
+from posecli.data.crops import AUGMENT_DEFAULTS as IMAGE_AUGMENT_DEFAULTS
+from posecli.engine.image_objectives import DEFAULTS as IMAGE_OBJECTIVE_DEFAULTS
 from posecli.engine.objectives import DEFAULTS as OBJECTIVE_DEFAULTS
 from posecli.errors import PoseCliError
 
@@ -32,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
         # mlp_ratio; tcn: channels, filter_widths
         "dim": None, "depth": None, "heads": None, "mlp_ratio": None,
         "channels": None, "filter_widths": None,
+        # image family (posecli.models.image_pose; None = its default)
+        "backbone": None, "pretrained": None, "width": None, "deconv_channels": None,
+        "input_size": None, "decode": None, "beta": None, "flip_test": None,
     },
     "data": {
         "sources": [],             # training caches: list of {path, weight}; a bare path means weight 1
@@ -39,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
         "epoch_length": None,      # samples per epoch (None = all frames of all sources)
         "val": None,               # cache used for validation (3D: MPJPE, else 2D error)
         "val_sequences": 0,        # validate on at most this many sequences (0 = all)
+        "fraction": 1.0,           # train on this share of the 3D takes, rounded up (posecli.data.windows)
+        "fraction_seed": 0,        # which takes data.fraction keeps
         "num_workers": 0,
         "augment": dict(AUGMENT_DEFAULTS),  # posecli.data.augment: flips, virtual cameras, noise
     },
@@ -52,6 +62,9 @@ DEFAULTS: dict[str, Any] = {
         "lr": 5.0e-4,
         "min_lr_ratio": 0.01,      # cosine decays to lr * min_lr_ratio
         "warmup_steps": 500,
+        "schedule": "cosine",      # cosine (decay to lr * min_lr_ratio) | step (x gamma at each milestone)
+        "milestones": [],          # step schedule: optimizer steps where the rate drops
+        "gamma": 0.1,              # step schedule: factor per drop
         "weight_decay": 0.01,
         "betas": [0.9, 0.999],
         "grad_clip": 1.0,          # max gradient norm (0 = off)
@@ -65,7 +78,31 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
+def _image_defaults() -> dict[str, Any]:
+    """The image family's schema: DEFAULTS with its own objective, augmentation and one-crop windows."""
+    out = copy.deepcopy(DEFAULTS)
+    out["model"].update(name="image", window=1)
+    out["data"]["augment"] = dict(IMAGE_AUGMENT_DEFAULTS)
+    out["data"]["sigma"] = 2.0      # heatmap target Gaussian, heatmap pixels
+    out["objective"] = dict(IMAGE_OBJECTIVE_DEFAULTS)
+    return out
+
+
+IMAGE_DEFAULTS: dict[str, Any] = _image_defaults()
+SCHEMAS: dict[str, dict[str, Any]] = {"lifter": DEFAULTS, "image": IMAGE_DEFAULTS}
 SOURCE_DEFAULTS: dict[str, Any] = {"path": "", "weight": 1.0}
+
+
+def model_family(model_name: Any) -> str:
+    """'image' for the image family, else 'lifter' (stformer, tcn, and unknown names, which
+    posecli.models reports)."""
+    return "image" if model_name == "image" else "lifter"
+
+
+def schema_for(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The schema of a (partial or resolved) config's model family."""
+    model = cfg.get("model") if isinstance(cfg, Mapping) else None
+    return SCHEMAS[model_family(model.get("name") if isinstance(model, Mapping) else None)]
 _REPO_PRESETS = Path(__file__).resolve().parents[1] / "presets"
 _PACKAGE_PRESETS = Path(__file__).resolve().parent / "presets"
 
@@ -171,8 +208,10 @@ def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-def _read_layers(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """One preset file merged over what it extends, each file validated on its own."""
+def _read_layers(path: Path, seen: tuple[Path, ...] = (), schema: Mapping[str, Any] | None = DEFAULTS
+                 ) -> dict[str, Any]:
+    """One preset file merged over what it extends, each file validated on its own against
+    `schema` (None: not validated, used to find the model family first)."""
     if path.resolve() in seen:
         raise PoseCliError("'extends' forms a cycle", path)
     try:
@@ -186,8 +225,9 @@ def _read_layers(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     parents = [parents] if isinstance(parents, str) else parents
     merged: dict[str, Any] = {}
     for parent in parents:
-        merged = deep_merge(merged, _read_layers(find_preset(parent, path.parent), (*seen, path.resolve())))
-    return deep_merge(merged, validate(raw, str(path)))
+        merged = deep_merge(merged, _read_layers(find_preset(parent, path.parent), (*seen, path.resolve()),
+                                                 schema))
+    return deep_merge(merged, raw if schema is None else validate(raw, str(path), schema))
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -211,15 +251,21 @@ def nested(keys: list[str], value: Any) -> dict[str, Any]:
 
 def override(cfg: Mapping[str, Any], key: str, value: Any, source: str = "--set") -> dict[str, Any]:
     """Set dotted `key` to `value` in a resolved config, validated like a preset layer."""
-    return deep_merge(cfg, validate(nested(key.split("."), value), source))
+    return deep_merge(cfg, validate(nested(key.split("."), value), source, schema_for(cfg)))
 
 
 def load_config(preset: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """Resolve a preset (name or path): DEFAULTS <- extends chain <- file <- `--set` overrides."""
-    cfg = deep_merge(DEFAULTS, _read_layers(find_preset(preset)))
-    for text in overrides:
-        keys, value = parse_override(text)
-        cfg = override(cfg, ".".join(keys), value)
+    """Resolve a preset (name or path): schema <- extends chain <- file <- `--set` overrides, the
+    schema being that of the model family the preset and overrides name."""
+    path = find_preset(preset)
+    parsed = [parse_override(text) for text in overrides]
+    raw = _read_layers(path, schema=None)
+    for keys, value in parsed:
+        raw = deep_merge(raw, nested(keys, value))
+    schema = schema_for(raw)
+    cfg = deep_merge(schema, _read_layers(path, schema=schema))
+    for keys, value in parsed:
+        cfg = deep_merge(cfg, validate(nested(keys, value), "--set", schema))
     return cfg
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from posecli.data.normalize import normalize_window
+from posecli.device import select_device
 from posecli.skeleton import H36M_FLIP_PERM, NUM_JOINTS
 
 
@@ -100,12 +101,6 @@ def output_shrink(model: torch.nn.Module, device: torch.device) -> int:
         return window - int(model(probe)["pose3d"].shape[1])
 
 
-def _model_device(model: torch.nn.Module, device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def lift_sequence(model: torch.nn.Module, keypoints2d: np.ndarray, confidence: np.ndarray, *,
                   flip: bool = False, stride: int | None = None, batch_size: int = 64,
                   device: str | torch.device = "cpu") -> np.ndarray:
@@ -122,7 +117,7 @@ def lift_sequence(model: torch.nn.Module, keypoints2d: np.ndarray, confidence: n
     num_frames = len(kp)
     if num_frames == 0:
         return np.zeros((0, NUM_JOINTS, 3), dtype=np.float32)
-    dev = _model_device(model, device)
+    dev = select_device(device)
     was_training = model.training
     model.to(dev).eval()
     try:

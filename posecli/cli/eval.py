@@ -22,20 +22,26 @@ def eval_command(
     predictions: Optional[Path] = typer.Option(None, "--predictions", "-p",
                                                help="Predictions NPZ (docs/evaluation.md) to evaluate instead."),
     data: Optional[Path] = typer.Option(None, "--data", "-d", help="Cache (.h5) with 3D ground truth."),
-    protocols: str = typer.Option("p1,p2,n,vel,pck,auc", "--protocols",
-                                  help="Comma list of p1, p2, n, vel, pck, auc."),
+    protocols: Optional[str] = typer.Option(
+        None, "--protocols", help="Comma list of p1, p2, n, vel, pck, auc, snm, pck2d, pckh "
+        "(default: p1,p2,n,vel,pck,auc; image models: snm,p1,p2,n,pck,pck2d,pckh, or pck2d,pckh on 2D data)."),
     flip: bool = typer.Option(False, "--flip", help="Flip test-time augmentation."),
+    every: int = typer.Option(1, "--every", min=1, help="Score every N-th frame of each sequence (study: 10)."),
     subjects: Optional[str] = typer.Option(None, "--subjects",
                                            help="Comma list of subjects (default: S9,S11 on Human3.6M, else all)."),
     stride: Optional[int] = typer.Option(
         None, "--stride", help="stformer: frames between windows (default window/2); tcn: outputs per chunk."),
     batch_size: int = typer.Option(64, "--batch-size", help="Windows per forward pass."),
+    input_noise: float = typer.Option(
+        0.0, "--input-noise", metavar="LEVEL",
+        help="Corrupt the 2D input like a detector (0 = clean, 1 = the training noise model; fixed seed)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default reports/NAME)."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
     compare: Optional[tuple[Path, Path]] = typer.Option(None, "--compare",
                                                         help="Show two report.json files side by side."),
 ) -> None:
-    """Evaluate a model or predictions on a 3D cache (MPJPE, P-MPJPE, N-MPJPE, MPJVE, PCK, AUC)."""
+    """Evaluate a model or predictions on a cache (MPJPE, P-MPJPE, N-MPJPE, MPJVE, PCK, AUC; image
+    models also SN-MPJPE and 2D PCK@0.2 / PCKh@0.5, on photo caches too)."""
     from posecli.eval.report import compare_table, load_report, print_report, write_report
 
     console = Console()
@@ -47,19 +53,27 @@ def eval_command(
         raise PoseCliError("give exactly one of --checkpoint and --predictions (or --compare A B)")
     if data is None:
         raise PoseCliError("--data CACHE.h5 is required")
-    from posecli.eval.protocols import evaluate_checkpoint, evaluate_predictions, parse_protocols
+    from posecli.eval.protocols import (
+        default_protocols,
+        evaluate_checkpoint,
+        evaluate_predictions,
+        parse_protocols,
+    )
 
-    keys = parse_protocols(protocols)
+    keys = parse_protocols(protocols) if protocols else None
     subject_list = [s.strip() for s in subjects.split(",") if s.strip()] if subjects else None
     if predictions is not None:
-        result = evaluate_predictions(predictions, data, protocols=keys, subjects=subject_list)
+        if input_noise:
+            raise PoseCliError("--input-noise needs --checkpoint (it corrupts the model's 2D input)")
+        result = evaluate_predictions(predictions, data, protocols=keys or default_protocols("lifter", True),
+                                      subjects=subject_list, every=every)
     else:
         with Progress(TextColumn("lifting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("lift", total=None)
             result = evaluate_checkpoint(
                 checkpoint, data, protocols=keys, subjects=subject_list, flip=flip, stride=stride,
-                batch_size=batch_size, device=device,
+                batch_size=batch_size, device=device, input_noise=input_noise,
                 progress=lambda done, total: bar.update(task, completed=done, total=total))
     folder = write_report(result, out or _default_out(Path(predictions or checkpoint), data))
     print_report(result.report, console)

@@ -20,16 +20,19 @@ def infer(
     render: bool = typer.Option(False, "--render", help="Also write render.mp4 (2D on video + 3D view)."),
     viewer: bool = typer.Option(True, "--viewer/--no-viewer", help="Write the self-contained viewer.html."),
     smooth: float = typer.Option(1.0, "--smooth", help="One-Euro smoothing strength (0 = off)."),
-    device: str = typer.Option("cpu", "--device", help="Lifter device: cpu, cuda, auto."),
+    device: str = typer.Option("auto", "--device", help="Model device: auto, cpu, cuda, cuda:N, mps."),
     max_people: int | None = typer.Option(None, "--max-people", help="Keep at most N tracks (the most confident)."),
     flip: bool = typer.Option(False, "--flip", help="Flip test-time augmentation in the lifter."),
     max_gap: int = typer.Option(10, "--max-gap", help="Interpolate gaps up to N frames; longer ones are missing."),
+    model: str = typer.Option("auto", "--model",
+                              help="lifter | image | auto (the checkpoint's family); image needs an image checkpoint."),
 ) -> None:
     """Estimate 3D poses in a video: poses.npz/json, per-track CSV, viewer.html, optional MP4."""
     from posecli.infer.pipeline import InferOptions, run_inference
 
     options = InferOptions(checkpoint=checkpoint, keypoints=keypoints, render=render, viewer=viewer,
-                           smooth=smooth, device=device, max_people=max_people, flip=flip, max_gap=max_gap)
+                           smooth=smooth, device=device, max_people=max_people, flip=flip, max_gap=max_gap,
+                           model=model)
     result = run_inference(video, out or Path("runs/infer") / video.stem, options, console=console)
     poses = result.poses
     table = Table(title=f"posecli infer: {video.name}", show_header=True)

@@ -14,7 +14,8 @@ from posecli.data.records import PrepareOptions
 _FORMATS_HELP = "\n\n".join(f"[bold]{name}[/]: {desc}" for name, (_, desc) in FORMATS.items())
 
 
-def _command_line(fmt: str, inputs: list[Path], out: Path | None, options: PrepareOptions, force: bool) -> str:
+def _command_line(fmt: str, inputs: list[Path], out: Path | None, options: PrepareOptions, force: bool,
+                  crop_size: int = 256, crop_encoding: str = "raw") -> str:
     """The prepare call as a reproducible command line (stored in the cache's provenance)."""
     args = ["posecli", "prepare", fmt, *map(str, inputs)]
     defaults = PrepareOptions()
@@ -29,6 +30,9 @@ def _command_line(fmt: str, inputs: list[Path], out: Path | None, options: Prepa
         ("--seed", options.seed, defaults.seed),
         ("--units", options.units, defaults.units),
         ("--detector", options.detector, defaults.detector),
+        ("--images", str(options.images) if options.images else None, None),
+        ("--crop-size", crop_size if options.images else 256, 256),
+        ("--crop-encoding", crop_encoding if options.images else "raw", "raw"),
     ):
         if value != default:
             args += [flag, str(value)]
@@ -52,15 +56,20 @@ def prepare_command(
                                        help="Metres per BVH file unit (default: guessed from body height)."),
     detector: str | None = typer.Option(None, "--detector",
                                         help="2D detections to use where a format has several (e.g. cpn_ft_h36m_dbb)."),
+    images: Path | None = typer.Option(None, "--images",
+                                       help="Folder of the photos/frames: store person crops (image family)."),
+    crop_size: int = typer.Option(256, "--crop-size", help="Side of the stored crops in pixels (with --images)."),
+    crop_encoding: str = typer.Option("raw", "--crop-encoding", help="raw (uint8) or jpeg (with --images)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
 ) -> None:
     from posecli.data.prepare import prepare, summary_table
 
     options = PrepareOptions(
         split=split, subjects=[s.strip() for s in subjects.split(",") if s.strip()] if subjects else None,
-        exclude=exclude, allow_pickle=allow_pickle, cameras=cameras, fps=fps, seed=seed, units=units, detector=detector)
-    summary = prepare(fmt, inputs, out, options, force=force,
-                      command=_command_line(fmt, inputs, out, options, force))
+        exclude=exclude, allow_pickle=allow_pickle, cameras=cameras, fps=fps, seed=seed, units=units, detector=detector,
+        images=images)
+    summary = prepare(fmt, inputs, out, options, force=force, crop_size=crop_size, crop_encoding=crop_encoding,
+                      command=_command_line(fmt, inputs, out, options, force, crop_size, crop_encoding))
     Console().print(summary_table(summary))
 
 

@@ -1,9 +1,11 @@
-"""HDF5 cache, schema v1: one file per dataset split, read by every engine.
+"""HDF5 cache, schema v2: one file per dataset split, read by every engine.
 
 Layout (see docs/architecture.md): frame arrays `keypoints2d` [N,17,2] pixels, `confidence` [N,17],
 optional `keypoints3d` [N,17,3] metres; sequence arrays `seq_start`, `seq_length`, `subject`,
 `action`, `camera`, `intrinsics` [S,4], `image_size` [S,2], `fps` [S]; optional `frame_name` [N].
 Attributes carry the schema version, skeleton, normalisation convention and provenance.
+Schema v2 only adds the optional `image` group of person crops (posecli.data.image_cache), so v1
+files stay readable; caches are written as v2.
 Writing goes to a temporary file in the target folder, renamed into place only when complete.
 """
 
@@ -14,7 +16,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import h5py
@@ -27,7 +29,8 @@ from posecli.data.records import ReaderResult, SequenceRecord
 from posecli.errors import PoseCliError
 from posecli.skeleton import H36M_JOINTS, NUM_JOINTS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)   # v2 = v1 + the optional image group
 CHUNK_FRAMES = 512
 _STR = h5py.string_dtype("utf-8")
 
@@ -60,8 +63,13 @@ def check_record(record: SequenceRecord, index: int) -> None:
 
 
 def write_cache(path: Path, result: ReaderResult, *, split: str, force: bool = False,
-                command: str | None = None) -> Path:
-    """Write a reader's records to `path` atomically; refuse to overwrite unless `force`."""
+                command: str | None = None,
+                image_crops: tuple[Sequence[np.ndarray], np.ndarray] | None = None,
+                crop_encoding: str = "raw") -> Path:
+    """Write a reader's records to `path` atomically; refuse to overwrite unless `force`.
+
+    `image_crops` = (crops, crop->image affines), one per frame in record order (as
+    posecli.data.image_cache.crops_for_records returns them), adds the v2 image group."""
     path = Path(path)
     records = result.records
     if not records:
@@ -79,8 +87,17 @@ def write_cache(path: Path, result: ReaderResult, *, split: str, force: bool = F
     if any(has3d) and not all(has3d):
         raise PoseCliError("some sequences have 3D and some do not; split them into two caches", path)
 
+    frames = sum(len(r) for r in records)
+    if image_crops is not None and len(image_crops[0]) != frames:
+        raise PoseCliError(f"{len(image_crops[0])} image crops for {frames} frames", path)
+
     with atomic_output(path) as tmp:
         _write(tmp, result, split=split, command=command, with3d=all(has3d))
+        if image_crops is not None:
+            from posecli.data.image_cache import write_image_group   # pulls in torch: only when needed
+
+            with h5py.File(tmp, "a") as f:
+                write_image_group(f, image_crops[0], image_crops[1], encoding=crop_encoding)
     return path
 
 
@@ -149,9 +166,10 @@ class PoseCache:
         version = f.attrs.get("schema_version")
         if version is None:
             raise PoseCliError("not a posecli cache (no schema_version attribute)", self.path)
-        if int(version) != SCHEMA_VERSION:
+        if int(version) not in READABLE_VERSIONS:
             raise PoseCliError(
-                f"cache schema v{int(version)} but this posecli reads v{SCHEMA_VERSION}: "
+                f"cache schema v{int(version)} but this posecli reads "
+                f"v{', v'.join(map(str, READABLE_VERSIONS))}: "
                 f"rerun the command stored in its attrs ({f.attrs.get('command', 'posecli prepare ...')})",
                 self.path)
         for key in ("keypoints2d", "confidence", "seq_start", "seq_length"):
@@ -171,6 +189,7 @@ class PoseCache:
         self.image_size = f["image_size"][()]
         self.fps = f["fps"][()]
         self.frame_name = f["frame_name"] if "frame_name" in f else None
+        self.has_images = "image" in f         # schema v2 person crops (posecli.data.image_cache)
         if in_memory:
             self._file.close()
 

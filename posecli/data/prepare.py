@@ -49,8 +49,11 @@ def default_output(fmt: str, split: str) -> Path:
 
 
 def prepare(fmt: str, inputs: list[Path], out: Path | None, options: PrepareOptions, *, force: bool,
-            command: str) -> PrepareSummary:
-    """Read `inputs` as `fmt`, apply options, and write the cache (default caches/<fmt>-<split>.h5)."""
+            command: str, crop_size: int = 256, crop_encoding: str = "raw") -> PrepareSummary:
+    """Read `inputs` as `fmt`, apply options, and write the cache (default caches/<fmt>-<split>.h5).
+
+    With `options.images` (a folder holding the frames the records name) one person crop of
+    `crop_size` pixels per frame is stored too (cache schema v2, image family)."""
     start = time.perf_counter()
     inputs = [Path(p) for p in inputs]
     reader = _reader(fmt)
@@ -61,6 +64,8 @@ def prepare(fmt: str, inputs: list[Path], out: Path | None, options: PrepareOpti
             raise PoseCliError("input not found", path)
     if options.exclude is not None and not Path(options.exclude).is_file():
         raise PoseCliError("exclude list not found", options.exclude)
+    if options.images is not None:
+        _check_crop_options(Path(options.images), crop_size, crop_encoding)
     create_parent = out is None
     out = default_output(fmt, options.split) if out is None else Path(out)
     check_output(out, inputs, force=force, create_parent=create_parent)
@@ -69,13 +74,20 @@ def prepare(fmt: str, inputs: list[Path], out: Path | None, options: PrepareOpti
     if options.exclude is not None:
         apply_exclude(result, load_exclude_names(Path(options.exclude), options), Path(options.exclude))
     _validate(result, inputs)
+    crops = None
+    if options.images is not None:
+        from posecli.data.image_cache import crops_for_records
+
+        crops = crops_for_records(result.records, Path(options.images), crop_size)
+        result.notes.append(f"{len(crops[0])} person crops of {crop_size}x{crop_size} px ({crop_encoding})")
     if create_parent:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise PoseCliError(f"cannot create output folder ({exc.strerror})", out.parent) from None
     try:
-        write_cache(out, result, split=options.split, force=force, command=command)
+        write_cache(out, result, split=options.split, force=force, command=command, image_crops=crops,
+                    crop_encoding=crop_encoding)
     except OSError as exc:
         raise PoseCliError(f"cannot write output ({exc.strerror or exc.__class__.__name__})", out) from None
     conf = np.concatenate([r.confidence for r in result.records])
@@ -105,6 +117,18 @@ def check_output(out: Path, inputs: list[Path], *, force: bool, create_parent: b
             raise PoseCliError("output folder does not exist", out.parent)
     if not os.access(parent, os.W_OK | os.X_OK):
         raise PoseCliError("output folder is not writable", parent)
+
+
+def _check_crop_options(images: Path, crop_size: int, crop_encoding: str) -> None:
+    """--images/--crop-size/--crop-encoding, checked before any work."""
+    from posecli.data.image_cache import ENCODINGS
+
+    if not images.is_dir():
+        raise PoseCliError("image folder not found", images)
+    if crop_size < 32 or crop_size % 32:
+        raise PoseCliError(f"--crop-size must be a multiple of 32 (>= 32), got {crop_size}")
+    if crop_encoding not in ENCODINGS:
+        raise PoseCliError(f"unknown --crop-encoding '{crop_encoding}' (known: {', '.join(ENCODINGS)})")
 
 
 def _reader(fmt: str):

@@ -9,11 +9,13 @@ w*b sees.
 
 `data:` section keys used here: `sources` (list of {path, weight}), `augment` (see
 posecli.data.augment.AUGMENT_DEFAULTS), optional `window` (frames per sample; default the model's)
-and `epoch_length` (samples per epoch; default all frames of all sources). Other keys are ignored.
+and `epoch_length` (samples per epoch; default all frames of all sources), `fraction` and
+`fraction_seed` (train on a random subset of the 3D takes: see `select_takes`). Other keys are ignored.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -30,7 +32,7 @@ class WindowDataset(Dataset):
     """Random windows from several caches, mixed by weight; `index` may be any non-negative int."""
 
     def __init__(self, sources: list[dict], window: int, augment: dict | None, *, split_seed: int,
-                 length: int | None = None):
+                 length: int | None = None, fraction: float = 1.0, fraction_seed: int = 0):
         if not sources:
             raise PoseCliError("data.sources is empty: name at least one cache")
         if window < 1:
@@ -43,8 +45,13 @@ class WindowDataset(Dataset):
         self._caches: list[PoseCache] | None = None
         caches = self.caches
         self.cache_cdf = np.cumsum(weights / weights.sum())
-        self.seq_cdf = [np.cumsum(c.seq_length / c.seq_length.sum()) for c in caches]
-        self.length = int(length) if length else sum(c.num_frames for c in caches)
+        # sequences that may be sampled: all of them, or the kept takes of 3D caches (data.fraction)
+        self.seq_index = [select_takes(c, fraction, fraction_seed) if c.has3d else np.arange(c.num_sequences)
+                          for c in caches]
+        self.kept_takes = [take_names(c, idx) if c.has3d else [] for c, idx in zip(caches, self.seq_index)]
+        lengths = [c.seq_length[idx] for c, idx in zip(caches, self.seq_index)]
+        self.seq_cdf = [np.cumsum(n / n.sum()) for n in lengths]
+        self.length = int(length) if length else int(sum(n.sum() for n in lengths))
 
     @property
     def caches(self) -> list[PoseCache]:
@@ -63,7 +70,8 @@ class WindowDataset(Dataset):
         """(cache, sequence, start frame, generator) of sample `index`: a pure function of seed+index."""
         rng = np.random.default_rng([self.seed, int(index)])
         c = min(int(np.searchsorted(self.cache_cdf, rng.random(), side="right")), len(self.paths) - 1)
-        seq = min(int(np.searchsorted(self.seq_cdf[c], rng.random(), side="right")), len(self.seq_cdf[c]) - 1)
+        pick = min(int(np.searchsorted(self.seq_cdf[c], rng.random(), side="right")), len(self.seq_cdf[c]) - 1)
+        seq = int(self.seq_index[c][pick])
         centre = int(rng.integers(int(self.caches[c].seq_length[seq])))
         return c, seq, centre - self.window // 2, rng
 
@@ -95,6 +103,38 @@ class WindowDataset(Dataset):
             "has3d": torch.tensor(kp3d is not None),
             "scale": torch.tensor(scale, dtype=torch.float32),
         }
+
+
+def take_keys(cache: PoseCache) -> list[tuple[str, str]]:
+    """(subject, action) of every sequence: one take, seen by one or more (virtual) cameras."""
+    return list(zip(cache.subject, cache.action))
+
+
+def take_names(cache: PoseCache, sequences: np.ndarray) -> list[str]:
+    """'subject/action' of the takes among `sequences`, in cache order (for logs and summaries)."""
+    keys = take_keys(cache)
+    return list(dict.fromkeys(f"{keys[i][0]}/{keys[i][1]}" for i in sequences))
+
+
+def select_takes(cache: PoseCache, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of the sequences of a random `fraction` of the cache's takes.
+
+    Sequences are grouped by (subject, action) so that every camera view of a take is kept or
+    dropped together (no take leaks between views). The count is rounded up, with at least one
+    take: ceil(fraction x takes), so 1 % of 72 takes keeps 1 and 10 % keeps 8. The choice is the
+    first takes of `np.random.default_rng(seed).permutation(takes)`, takes numbered in order of
+    first appearance, so a smaller fraction with the same seed keeps a subset of a larger one.
+    """
+    fraction = float(fraction)
+    if not 0.0 < fraction <= 1.0:
+        raise PoseCliError(f"data.fraction must be in (0, 1], got {fraction}", cache.path)
+    keys = take_keys(cache)
+    order = list(dict.fromkeys(keys))
+    if fraction >= 1.0:
+        return np.arange(cache.num_sequences)
+    n_keep = max(1, math.ceil(fraction * len(order) - 1e-9))
+    kept = {order[i] for i in np.random.default_rng(int(seed)).permutation(len(order))[:n_keep]}
+    return np.array([i for i, k in enumerate(keys) if k in kept], dtype=np.int64)
 
 
 def _source_field(source: dict, key: str):
@@ -138,7 +178,9 @@ def build_dataloader(data_cfg: dict, model_window: int, batch_size: int, seed: i
     """DataLoader of augmented windows for one rank; its `batch_sampler` is a WindowBatchSampler."""
     window = int(data_cfg.get("window", model_window))
     dataset = WindowDataset(data_cfg.get("sources") or [], window, data_cfg.get("augment"),
-                            split_seed=seed, length=data_cfg.get("epoch_length"))
+                            split_seed=seed, length=data_cfg.get("epoch_length"),
+                            fraction=float(data_cfg.get("fraction", 1.0)),
+                            fraction_seed=int(data_cfg.get("fraction_seed", 0)))
     sampler = WindowBatchSampler(len(dataset), batch_size, rank=rank, world_size=world_size)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
                       persistent_workers=num_workers > 0)

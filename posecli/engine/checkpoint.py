@@ -22,6 +22,7 @@ from torch import nn
 from posecli import __version__
 from posecli.atomic import atomic_output
 from posecli.data.normalize import CONVENTION
+from posecli.device import select_device
 from posecli.errors import PoseCliError
 
 FORMAT = "posecli-checkpoint"
@@ -147,6 +148,7 @@ def load_bundled(name: str, device: str | torch.device = "cpu",
 
 def load_model(path_or_name: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """A ready-to-run model (eval mode) and its metadata, from a checkpoint path or a bundled name."""
+    device = select_device(device)
     if _is_name(path_or_name):
         return load_bundled(str(path_or_name), device)
     path = Path(path_or_name)

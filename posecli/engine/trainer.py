@@ -24,11 +24,17 @@ from torch import nn
 
 from posecli.config import dump_config, section
 from posecli.data.cache import open_cache
+from posecli.device import select_device
 from posecli.engine import distributed
-from posecli.engine.checkpoint import InitReport, load_checkpoint, load_matching, save_checkpoint
+from posecli.engine.checkpoint import (
+    InitReport,
+    load_checkpoint,
+    load_matching,
+    save_checkpoint,
+)
+from posecli.engine.lr import build_lr_scheduler
 from posecli.engine.runlog import RunLog, progress_bar, summary_table
-from posecli.engine.schedule import build_scheduler
-from posecli.engine.validate import validate
+from posecli.engine.validate import is_better, validate
 from posecli.errors import PoseCliError
 
 
@@ -44,22 +50,6 @@ class TrainResult:
     frames_per_s: float = 0.0               # training throughput of this invocation
     init_report: InitReport | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """auto: CUDA, then Apple MPS, then CPU; an explicit device that is absent is a user error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise PoseCliError("--device cuda asked for, but no CUDA GPU is available")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise PoseCliError("--device mps asked for, but Apple MPS is not available")
-    return device
 
 
 def amp_settings(device: torch.device, enabled: bool) -> tuple[bool, torch.dtype]:
@@ -159,7 +149,9 @@ def train(cfg: dict[str, Any], run_dir: Path, *, resume: bool = False, init_from
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
 
+    from posecli.data.image_windows import build_image_dataloader
     from posecli.data.windows import build_dataloader
+    from posecli.engine.image_objectives import build_image_objective
     from posecli.engine.objectives import build_objective
     from posecli.models import build_model
 
@@ -173,20 +165,26 @@ def train(cfg: dict[str, Any], run_dir: Path, *, resume: bool = False, init_from
                                "or pass --from CKPT)", source)
         init_report = load_matching(model, source)
         cfg = {**cfg, "train": {**tc, "init_from": str(source)}}
-    objective = build_objective(cfg["objective"])
+    image = getattr(model, "family", "lifter") == "image"
+    objective = build_image_objective(cfg["objective"]) if image else build_objective(cfg["objective"])
     optimizer = torch.optim.AdamW(param_groups(model, float(tc["weight_decay"])), lr=float(tc["lr"]),
                                   betas=tuple(tc["betas"]))
     total = int(tc["steps"])
-    scheduler = build_scheduler(optimizer, total, int(tc["warmup_steps"]), float(tc["min_lr_ratio"]))
+    scheduler = build_lr_scheduler(optimizer, tc)
     use_amp, amp_dtype = amp_settings(dev, bool(tc["amp"]))
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
     data_cfg = section(cfg, "data")
-    window = int(data_cfg.get("window", model.window))
+    window = 1 if image else int(data_cfg.get("window", model.window))
     accumulate = max(1, int(tc["accumulate"]))
-    loader = build_dataloader(data_cfg, int(model.window), int(tc["batch_size"]), int(tc["seed"]),
-                              rank=info.rank, world_size=info.world_size,
-                              num_workers=int(data_cfg.get("num_workers", 0)))
+    if image:
+        loader = build_image_dataloader(data_cfg, int(model.input_size), int(tc["batch_size"]), int(tc["seed"]),
+                                        rank=info.rank, world_size=info.world_size,
+                                        num_workers=int(data_cfg.get("num_workers", 0)))
+    else:
+        loader = build_dataloader(data_cfg, int(model.window), int(tc["batch_size"]), int(tc["seed"]),
+                                  rank=info.rank, world_size=info.world_size,
+                                  num_workers=int(data_cfg.get("num_workers", 0)))
     val_cache = open_cache(data_cfg["val"]) if data_cfg.get("val") and main else None
 
     step, consumed, best_val, metric_name = 0, 0, math.inf, None
@@ -279,7 +277,7 @@ def train(cfg: dict[str, Any], run_dir: Path, *, resume: bool = False, init_from
                                                   device=dev)
                 row = {**(row or {"step": step, "epoch": consumed // len(loader.batch_sampler)}),
                        metric_name: round(value, 3)}
-                if value < best_val:
+                if is_better(metric_name, value, best_val):
                     best_val = value
                     save_checkpoint(best_path, model, cfg, state_dict())
             if row is not None:

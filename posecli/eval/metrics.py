@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from posecli.skeleton import NUM_JOINTS
+from posecli.skeleton import H36M_BONES, NUM_JOINTS
 
 PCK3D_THRESHOLD_MM = 150.0
 AUC_THRESHOLDS_MM = np.arange(0.0, 150.0 + 1e-9, 5.0)      # 0, 5, ..., 150: 31 thresholds
@@ -172,6 +172,28 @@ def n_mpjpe(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -
     return masked_mean(n_mpjpe_errors(pred, gt, valid), valid)
 
 
+# ---------------------------------------------------------------- SN-MPJPE (bone-length scale)
+
+def sn_mpjpe_errors(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """Scale-normalised MPJPE per-joint errors (Zhou et al., ICCV 2017, the reference study's
+    figure): root-relative poses, the prediction scaled per frame by sum of ground-truth bone
+    lengths / sum of predicted bone lengths, over H36M bones whose two joints are valid."""
+    p = root_relative(pred)
+    g = root_relative(gt)
+    v = _mask(valid, p.shape[:-1])
+    a, b = (np.array(i) for i in zip(*H36M_BONES))
+    both = v[:, a] & v[:, b]
+    len_p = np.where(both, _norm(p[:, a] - p[:, b]), 0.0).sum(axis=-1)
+    len_g = np.where(both, _norm(g[:, a] - g[:, b]), 0.0).sum(axis=-1)
+    scale = np.where(len_p > 0, len_g / np.where(len_p > 0, len_p, 1.0), 1.0)
+    return joint_errors(scale[:, None, None] * p, g)
+
+
+def sn_mpjpe(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -> Score:
+    """SN-MPJPE: MPJPE after scaling the prediction to the ground truth's bone lengths."""
+    return masked_mean(sn_mpjpe_errors(pred, gt, valid), valid)
+
+
 # ---------------------------------------------------------------- MPJVE (velocity)
 
 def velocity_errors(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None,
@@ -246,6 +268,12 @@ def torso_size(gt2d: np.ndarray) -> np.ndarray:
     return np.linalg.norm(g[:, 11] - g[:, 1], axis=-1)
 
 
+def labelled_torso_size(gt2d: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """torso_size where both of its joints are labelled (confidence > 0), else 0 (person left out)."""
+    conf = np.asarray(confidence)
+    return np.where((conf[:, 11] > 0) & (conf[:, 1] > 0), torso_size(gt2d), 0.0)
+
+
 def head_size(gt2d: np.ndarray) -> np.ndarray:
     """Per-person head size [N] approximated by the neck (9) to head-top (10) distance; pass MPII's
     own head-box normaliser to `pckh` instead when the data has it."""
@@ -253,14 +281,21 @@ def head_size(gt2d: np.ndarray) -> np.ndarray:
     return np.linalg.norm(g[:, 10] - g[:, 9], axis=-1)
 
 
+def pck2d_scores(pred2d: np.ndarray, gt2d: np.ndarray, size: np.ndarray, alpha: float,
+                 valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-joint 2D PCK contributions [N, J] (100 where the pixel error <= alpha * size of the
+    person, else 0) and their valid mask, which leaves out persons of size 0."""
+    errors = joint_errors(pred2d, gt2d)
+    size = np.asarray(size, dtype=np.float64)
+    v = _mask(valid, errors.shape) & (size > 0)[:, None]
+    return pck_scores(errors / np.where(size > 0, size, 1.0)[:, None], alpha), v
+
+
 def pck2d(pred2d: np.ndarray, gt2d: np.ndarray, size: np.ndarray, alpha: float,
           valid: np.ndarray | None = None) -> Score:
     """2D PCK (0..100): a joint is correct when its pixel error <= alpha * size of its person.
     Persons with size 0 are excluded."""
-    errors = joint_errors(pred2d, gt2d)
-    size = np.asarray(size, dtype=np.float64)
-    v = _mask(valid, errors.shape) & (size > 0)[:, None]
-    return pck(errors / np.where(size > 0, size, 1.0)[:, None], v, threshold=alpha)
+    return masked_mean(*pck2d_scores(pred2d, gt2d, size, alpha, valid))
 
 
 def pckh(pred2d: np.ndarray, gt2d: np.ndarray, valid: np.ndarray | None = None,

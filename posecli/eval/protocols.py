@@ -5,6 +5,11 @@ Human3.6M cache the test subjects default to S9 and S11, sub-actions ("Direction
 their action, and the headline number is the mean over actions of the per-action means, reported
 next to the frame-weighted mean (both labelled). Tables: per action, subject, camera and joint.
 The predictions NPZ layout is documented in docs/evaluation.md.
+
+Image-family checkpoints predict from the cache's person crops (schema v2) and are scored in the
+same tables, plus SN-MPJPE (scale-normalised, the reference study's figure) and 2D PCK@0.2 (torso)
+/ PCKh@0.5 against the labelled 2D, which also serve 2D-only photo caches. `every` scores every
+k-th frame of each sequence (the study: every 10th frame of Human3.6M, with flip test).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from posecli.data.augment import AUGMENT_DEFAULTS, detector_noise
 from posecli.data.cache import PoseCache, open_cache
 from posecli.errors import PoseCliError
 from posecli.eval import metrics as M
@@ -29,7 +35,13 @@ PROTOCOLS: dict[str, tuple[str, str]] = {
     "vel": ("MPJVE", "mm/frame"),
     "pck": ("PCK@150mm", "%"),
     "auc": ("AUC", "%"),
+    "snm": ("SN-MPJPE", "mm"),
+    "pck2d": ("PCK@0.2", "%"),
+    "pckh": ("PCKh@0.5", "%"),
 }
+PROTOCOLS_2D = ("pck2d", "pckh")
+DEFAULT_LIFTER = ("p1", "p2", "n", "vel", "pck", "auc")
+DEFAULT_IMAGE_3D = ("snm", "p1", "p2", "n", "pck", "pck2d", "pckh")
 H36M_TEST_SUBJECTS = ("S9", "S11")
 H36M_ACTION_ALIASES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
 PREDICTION_SKELETON = "h36m17"
@@ -101,10 +113,34 @@ def load_predictions(path: str | Path, num_frames: int) -> np.ndarray:
     return kp.astype(np.float32)
 
 
+NOISE_SEED = 0
+
+
+def noisy_input(kp2d: np.ndarray, conf: np.ndarray, level: float, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Detector-like corruption of one sequence's 2D (pixels) for robustness tests.
+
+    `level` scales the training detector model (posecli.data.augment.detector_noise with
+    AUGMENT_DEFAULTS' jitter, swap, dropout and outlier rates; probabilities capped at 1): 0 is the
+    clean input, 1 the default detector model, 2 twice its jitter and failure rates. The jitter is
+    relative to each frame's person size, so pixels work as well as normalised coordinates.
+    """
+    if level < 0:
+        raise PoseCliError(f"input noise level must be >= 0, got {level}")
+    if level == 0:
+        return kp2d, conf
+    rates = {k: min(1.0, float(AUGMENT_DEFAULTS[k]) * level) for k in ("swap", "dropout", "outlier")}
+    return detector_noise(np.asarray(kp2d, np.float32), np.asarray(conf, np.float32), rng,
+                          jitter=float(AUGMENT_DEFAULTS["jitter"]) * level, **rates)
+
+
 def predict_cache(model, cache: PoseCache, sequences: Sequence[int], *, flip: bool = False,
                   stride: int | None = None, batch_size: int = 64, device: str = "cpu",
-                  progress: Callable[[int], None] | None = None) -> np.ndarray:
+                  progress: Callable[[int], None] | None = None, input_noise: float = 0.0,
+                  noise_seed: int = NOISE_SEED) -> np.ndarray:
     """Lift every selected sequence of the cache; [N, 17, 3] metres, NaN outside the selection.
+    `input_noise` > 0 corrupts the 2D first (`noisy_input`; sequence i draws from the generator
+    seeded (noise_seed, i), so the noise does not depend on which sequences are selected).
     `progress(frames_done)` is called after each sequence."""
     from posecli.predict import lift_sequence
 
@@ -112,8 +148,10 @@ def predict_cache(model, cache: PoseCache, sequences: Sequence[int], *, flip: bo
     for seq in sequences:
         s0, n = int(cache.seq_start[seq]), int(cache.seq_length[seq])
         sl = slice(s0, s0 + n)
-        out[sl] = lift_sequence(model, np.asarray(cache.keypoints2d[sl]), np.asarray(cache.confidence[sl]),
-                                flip=flip, stride=stride, batch_size=batch_size, device=device)
+        kp2d, conf = noisy_input(np.asarray(cache.keypoints2d[sl]), np.asarray(cache.confidence[sl]),
+                                 input_noise, np.random.default_rng([int(noise_seed), int(seq)]))
+        out[sl] = lift_sequence(model, kp2d, conf, flip=flip, stride=stride, batch_size=batch_size,
+                                device=device)
         if progress is not None:
             progress(n)
     return out
@@ -143,12 +181,30 @@ def _per_joint(values: np.ndarray, valid: np.ndarray) -> list[dict]:
              "count": int(counts[j])} for j in range(NUM_JOINTS)]
 
 
-def _metric_values(pred_mm: np.ndarray, gt_mm: np.ndarray, p1: np.ndarray, valid: np.ndarray,
-                   seq_start: np.ndarray, protocols: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per-joint values [N, J] and their valid masks for each protocol (p1: Protocol 1 errors)."""
+def default_protocols(family: str, has3d: bool) -> list[str]:
+    """What `posecli eval` scores when --protocols is not given."""
+    if family == "image":
+        return list(DEFAULT_IMAGE_3D if has3d else PROTOCOLS_2D)
+    return list(DEFAULT_LIFTER)
+
+
+def _metric_values(pred_mm: np.ndarray | None, gt_mm: np.ndarray | None, p1: np.ndarray | None,
+                   valid: np.ndarray, seq_start: np.ndarray, protocols: list[str],
+                   pred2d: np.ndarray | None = None, gt2d: np.ndarray | None = None,
+                   conf2d: np.ndarray | None = None, valid2d: np.ndarray | None = None
+                   ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-joint values [N, J] and their valid masks for each protocol (p1: Protocol 1 errors;
+    the 2D protocols use pred2d/gt2d pixels, conf2d labels and valid2d)."""
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for key in protocols:
-        if key == "p1":
+        if key == "pck2d":
+            out[key] = M.pck2d_scores(pred2d, gt2d, M.labelled_torso_size(gt2d, conf2d), 0.2, valid2d)
+        elif key == "pckh":
+            head = np.where((conf2d[:, 9] > 0) & (conf2d[:, 10] > 0), M.head_size(gt2d), 0.0)
+            out[key] = M.pck2d_scores(pred2d, gt2d, head, 0.5, valid2d)
+        elif key == "snm":
+            out[key] = (M.sn_mpjpe_errors(pred_mm, gt_mm, valid), valid)
+        elif key == "p1":
             out[key] = (p1, valid)
         elif key == "p2":
             out[key] = (M.p_mpjpe_errors(pred_mm, gt_mm, valid), valid)
@@ -174,25 +230,51 @@ def _table(rows_by_protocol: dict[str, list[dict]], frames: np.ndarray) -> list[
     return table
 
 
-def score(cache: PoseCache, pred_m: np.ndarray, sequences: Sequence[int], protocols: Sequence[str],
-          source: dict, worst: int = 3) -> EvalResult:
-    """Score predictions [N, 17, 3] (metres) against the cache's 3D on the selected sequences."""
-    if cache.keypoints3d is None:
-        raise PoseCliError("cache has no 3D ground truth (keypoints3d): eval needs a 3D cache", cache.path)
+def score(cache: PoseCache, pred_m: np.ndarray | None, sequences: Sequence[int], protocols: Sequence[str],
+          source: dict, worst: int = 3, *, pred2d: np.ndarray | None = None, every: int = 1) -> EvalResult:
+    """Score predictions [N, 17, 3] (metres) and/or 2D predictions [N, 17, 2] (pixels) against the
+    cache on the selected sequences, on every `every`-th frame of each."""
     protocols = parse_protocols(protocols)
+    need3d = [k for k in protocols if k not in PROTOCOLS_2D]
+    if need3d and cache.keypoints3d is None:
+        raise PoseCliError("cache has no 3D ground truth (keypoints3d): eval needs a 3D cache, or 2D "
+                           "protocols (--protocols pck2d,pckh) with an image-family checkpoint", cache.path)
+    if need3d and pred_m is None:
+        raise PoseCliError(f"protocol '{need3d[0]}' needs 3D predictions")
+    if len(need3d) < len(protocols) and pred2d is None:
+        raise PoseCliError("2D protocols (pck2d, pckh) need 2D predictions: evaluate an image-family checkpoint")
+    if every < 1:
+        raise PoseCliError(f"--every must be >= 1, got {every}")
+    if every > 1 and "vel" in protocols:
+        raise PoseCliError("MPJVE (vel) needs consecutive frames: drop it from --protocols or use --every 1")
     sequences = list(sequences)
     frame_idx = np.concatenate([np.arange(cache.seq_start[s], cache.seq_start[s] + cache.seq_length[s])
                                 for s in sequences])
     lengths = np.array([int(cache.seq_length[s]) for s in sequences])
     local_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    gt_mm = np.asarray(cache.keypoints3d[frame_idx], dtype=np.float64) * 1000.0
-    pred = np.asarray(pred_m[frame_idx], dtype=np.float64)
-    has_pred = np.isfinite(pred).all(axis=-1) & np.isfinite(pred[:, :1]).all(axis=-1)
+    chosen = np.concatenate([np.arange(n) % every == 0 for n in lengths])
     status_ok = cache.joint_status != JointStatus.MISSING
-    valid = has_pred & status_ok[None, :] & np.isfinite(gt_mm).all(axis=-1)
-    pred_mm = np.nan_to_num(pred) * 1000.0
-    p1_err = M.mpjpe_errors(pred_mm, gt_mm)
-    values = _metric_values(pred_mm, gt_mm, p1_err, valid, local_start, protocols)
+    p1_err = pred_mm = gt_mm = None
+    valid = np.zeros((len(frame_idx), NUM_JOINTS), dtype=bool)
+    has_pred = np.zeros_like(valid)
+    if need3d:
+        gt_mm = np.asarray(cache.keypoints3d[frame_idx], dtype=np.float64) * 1000.0
+        pred = np.asarray(pred_m[frame_idx], dtype=np.float64)
+        has_pred = np.isfinite(pred).all(axis=-1) & np.isfinite(pred[:, :1]).all(axis=-1)
+        valid = has_pred & status_ok[None, :] & np.isfinite(gt_mm).all(axis=-1) & chosen[:, None]
+        pred_mm = np.nan_to_num(pred) * 1000.0
+        p1_err = M.mpjpe_errors(pred_mm, gt_mm)
+    gt2d = conf2d = valid2d = p2d = None
+    if pred2d is not None:
+        gt2d = np.asarray(cache.keypoints2d[frame_idx], dtype=np.float64)
+        conf2d = np.asarray(cache.confidence[frame_idx])
+        p2d = np.asarray(pred2d[frame_idx], dtype=np.float64)
+        has2d = np.isfinite(p2d).all(axis=-1)
+        valid2d = has2d & (conf2d > 0) & chosen[:, None]
+        has_pred = has_pred | has2d
+        p2d = np.nan_to_num(p2d)
+    values = _metric_values(pred_mm, gt_mm, p1_err, valid, local_start, protocols, p2d, gt2d, conf2d, valid2d)
+    joints_missing = int((~valid & chosen[:, None]).sum()) if need3d else int((~valid2d & chosen[:, None]).sum())
 
     h36m = is_h36m(cache)
     seq_of_frame = np.repeat(np.arange(len(sequences)), lengths)
@@ -206,11 +288,11 @@ def score(cache: PoseCache, pred_m: np.ndarray, sequences: Sequence[int], protoc
         names = sorted(set(per_seq))
         index = {n: i for i, n in enumerate(names)}
         frame_group = np.array([index[n] for n in per_seq])[seq_of_frame]
-        frames = np.bincount(frame_group, minlength=len(names))
+        frames = np.bincount(frame_group[chosen], minlength=len(names))
         tables[kind] = _table({k: _group_means(v, m, frame_group, names) for k, (v, m) in values.items()},
                               frames)
     tables["joint"] = _table({k: _per_joint(v, m) for k, (v, m) in values.items()},
-                             np.full(NUM_JOINTS, len(frame_idx)))
+                             np.full(NUM_JOINTS, int(chosen.sum())))
 
     overall = {}
     for key, (v, m) in values.items():
@@ -221,12 +303,13 @@ def score(cache: PoseCache, pred_m: np.ndarray, sequences: Sequence[int], protoc
     if h36m:
         action_average = {k: float(np.nanmean([row[k] for row in tables["action"]])) for k in protocols}
 
-    seq_p1 = _group_means(p1_err, valid, seq_of_frame, [str(s) for s in sequences])
-    seq_rows = [{"index": int(s), "subject": cache.subject[s], "action": cache.action[s],
-                 "camera": cache.camera[s], "frames": int(n), "p1": r["value"]}
-                for s, n, r in zip(sequences, lengths, seq_p1)]
-    worst_rows = sorted((r for r in seq_rows if np.isfinite(r["p1"])), key=lambda r: -r["p1"])[:worst]
-    frame_error = {}
+    worst_rows, frame_error = [], {}
+    if p1_err is not None:
+        seq_p1 = _group_means(p1_err, valid, seq_of_frame, [str(s) for s in sequences])
+        seq_rows = [{"index": int(s), "subject": cache.subject[s], "action": cache.action[s],
+                     "camera": cache.camera[s], "frames": int(n), "p1": r["value"]}
+                    for s, n, r in zip(sequences, lengths, seq_p1)]
+        worst_rows = sorted((r for r in seq_rows if np.isfinite(r["p1"])), key=lambda r: -r["p1"])[:worst]
     for r in worst_rows:
         i = sequences.index(r["index"])
         sl = slice(local_start[i], local_start[i] + lengths[i])
@@ -237,11 +320,11 @@ def score(cache: PoseCache, pred_m: np.ndarray, sequences: Sequence[int], protoc
     report = {
         "source": source,
         "data": {"path": str(cache.path), "dataset": cache.dataset, "split": str(cache.attrs.get("split", "")),
-                 "sequences": len(sequences), "frames": int(len(frame_idx)),
+                 "sequences": len(sequences), "frames": int(chosen.sum()), "every": int(every),
                  "subjects": sorted(set(labels["subject"])), "h36m_conventions": h36m},
         "protocols": protocols,
-        "joints_missing": int((~valid).sum()),
-        "predictions_missing": int((~has_pred).sum()),
+        "joints_missing": joints_missing,
+        "predictions_missing": int((~has_pred & chosen[:, None]).sum()),
         "overall": overall,
         "action_average": action_average,
         "tables": tables,
@@ -250,23 +333,36 @@ def score(cache: PoseCache, pred_m: np.ndarray, sequences: Sequence[int], protoc
     return EvalResult(report, frame_error)
 
 
-def evaluate_predictions(predictions: str | Path, data: str | Path, *, protocols: Sequence[str] = tuple(PROTOCOLS),
-                         subjects: Sequence[str] | None = None) -> EvalResult:
+def evaluate_predictions(predictions: str | Path, data: str | Path, *, protocols: Sequence[str] = DEFAULT_LIFTER,
+                         subjects: Sequence[str] | None = None, every: int = 1) -> EvalResult:
     """Evaluate a predictions NPZ (docs/evaluation.md) against a 3D cache."""
     with open_cache(data) as cache:
         sequences = select_sequences(cache, subjects)
         pred = load_predictions(predictions, cache.num_frames)
-        return score(cache, pred, sequences, protocols, {"kind": "predictions", "path": str(predictions)})
+        return score(cache, pred, sequences, protocols, {"kind": "predictions", "path": str(predictions)},
+                     every=every)
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, protocols: Sequence[str] = tuple(PROTOCOLS),
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, protocols: Sequence[str] | None = None,
                         subjects: Sequence[str] | None = None, flip: bool = False, stride: int | None = None,
-                        batch_size: int = 64, device: str = "cpu",
-                        progress: Callable[[int, int], None] | None = None) -> EvalResult:
-    """Lift the cache's 2D with a checkpoint (or bundled model name) and evaluate against its 3D.
+                        batch_size: int = 64, device: str = "cpu", every: int = 1,
+                        progress: Callable[[int, int], None] | None = None,
+                        input_noise: float = 0.0) -> EvalResult:
+    """Evaluate a checkpoint (or bundled model name) on a cache: a lifter lifts the cache's 2D
+    (corrupted first when `input_noise` > 0, see predict_cache), an image-family model predicts
+    from its crops (evaluate_image_checkpoint). `protocols` None = default_protocols.
     `progress(frames_done, frames_total)` reports progress."""
+    from posecli.predict_image import checkpoint_family
+
+    if checkpoint_family(checkpoint) == "image":
+        if input_noise:
+            raise PoseCliError("--input-noise corrupts a lifter's 2D input; an image model reads pixels",
+                               checkpoint)
+        return evaluate_image_checkpoint(checkpoint, data, protocols=protocols, subjects=subjects, flip=flip,
+                                         batch_size=batch_size, device=device, every=every, progress=progress)
     from posecli.engine.checkpoint import load_model
 
+    protocols = default_protocols("lifter", True) if protocols is None else protocols
     with open_cache(data) as cache:
         if cache.keypoints3d is None:
             raise PoseCliError("cache has no 3D ground truth (keypoints3d): eval needs a 3D cache", cache.path)
@@ -284,7 +380,48 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, protocols: 
                 progress(done[0], total)
 
         pred = predict_cache(model, cache, sequences, flip=flip, stride=stride, batch_size=batch_size,
-                             device=device, progress=step)
+                             device=device, progress=step, input_noise=input_noise)
         source = {"kind": "checkpoint", "path": str(checkpoint), "flip": flip, "stride": stride,
+                  "input_noise": input_noise,
                   "model": meta.get("config", {}).get("model", {}), "step": meta.get("step")}
-        return score(cache, pred, sequences, protocols, source)
+        return score(cache, pred, sequences, protocols, source, every=every)
+
+
+def evaluate_image_checkpoint(checkpoint: str | Path, data: str | Path, *, protocols: Sequence[str] | None = None,
+                              subjects: Sequence[str] | None = None, flip: bool = False, batch_size: int = 64,
+                              device: str = "cpu", every: int = 1,
+                              progress: Callable[[int, int], None] | None = None) -> EvalResult:
+    """An image-family checkpoint on a cache with crops: each chosen frame's crop is predicted
+    (with the flip test when `flip`), 2D mapped back to image pixels through the crop's affine."""
+    from posecli.data.image_cache import ImageStore
+    from posecli.predict_image import load_image_model, predict_frames
+
+    with open_cache(data) as cache:
+        if not cache.has_images:
+            raise PoseCliError("cache has no image crops, which an image-family model needs: prepare it "
+                               "with --images DIR", cache.path)
+        protocols = default_protocols("image", cache.has3d) if protocols is None else protocols
+        sequences = select_sequences(cache, subjects)
+        frames = np.concatenate([cache.seq_start[s] + np.arange(0, cache.seq_length[s], max(1, every))
+                                 for s in sequences])
+        model, meta = load_image_model(checkpoint, device=device)
+        done = [0]
+
+        def step(n: int) -> None:
+            done[0] += n
+            if progress is not None:
+                progress(done[0], len(frames))
+
+        store = ImageStore(cache.path)
+        try:
+            out = predict_frames(model, store, frames, flip=flip, batch_size=batch_size, device=device,
+                                 progress=step)
+        finally:
+            store.close()
+        pred3d = np.full((cache.num_frames, NUM_JOINTS, 3), np.nan, dtype=np.float32)
+        pred2d = np.full((cache.num_frames, NUM_JOINTS, 2), np.nan, dtype=np.float32)
+        pred3d[frames], pred2d[frames] = out["keypoints3d"], out["keypoints2d"]
+        source = {"kind": "checkpoint", "path": str(checkpoint), "flip": flip, "family": "image",
+                  "model": meta.get("config", {}).get("model", {}), "step": meta.get("step")}
+        return score(cache, pred3d if cache.has3d else None, sequences, protocols, source, pred2d=pred2d,
+                     every=every)

@@ -2,6 +2,8 @@
 
 decode + detect (or read the user's keypoints) -> track -> bridge short gaps -> One-Euro 2D ->
 lift each contiguous run of a track with posecli.predict.lift_sequence -> One-Euro 3D -> write.
+An image-family model instead crops each tracked person and predicts from pixels
+(posecli.infer.image_tracks); everything around it is shared.
 All files are written into a temporary folder beside the output folder and moved into place only
 when every one of them is complete, so an error never leaves a half-written result.
 """
@@ -67,6 +69,7 @@ class InferOptions:
     min_track_frames: int = 5              # shorter tracks are detector flicker and are dropped
     batch_size: int = 64
     detect_side: int | None = DETECT_SIDE  # None = detect on full-resolution frames
+    model: str = "auto"                    # lifter | image | auto (the checkpoint's family)
 
 
 @dataclass
@@ -93,6 +96,27 @@ def load_lifter(checkpoint: str | Path, device: str = "cpu") -> nn.Module:
     model, meta = load_model(checkpoint, device=device)
     check_lifter(model, meta.get("family", "lifter"), meta.get("skeleton", "h36m17"), checkpoint)
     return model
+
+
+MODEL_FAMILIES = ("auto", "lifter", "image")
+
+
+def load_infer_model(checkpoint: str | Path, family: str = "auto", device: str = "cpu") -> nn.Module:
+    """The model `posecli infer` runs: a lifter, or an image-family checkpoint (--model image, or
+    auto when the checkpoint holds one)."""
+    if family not in MODEL_FAMILIES:
+        raise PoseCliError(f"unknown --model '{family}' (known: {', '.join(MODEL_FAMILIES)})")
+    from posecli.predict_image import checkpoint_family
+
+    found = checkpoint_family(checkpoint)
+    if family == "image" and found != "image":
+        raise PoseCliError("--model image needs an image-family checkpoint (--checkpoint FILE from "
+                           "`posecli pretrain/finetune --preset ...-image-...`)", checkpoint)
+    if found == "image" and family != "lifter":
+        from posecli.predict_image import load_image_model
+
+        return load_image_model(checkpoint, device)[0]
+    return load_lifter(checkpoint, device)
 
 
 def check_lifter(model: nn.Module, family: str, skeleton: str, source: str | Path) -> None:
@@ -275,9 +299,10 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
         raise PoseCliError(f"--max-people must be >= 1, got {options.max_people}")
     info = probe_video(video)
     if model is None:
-        model = load_lifter(options.checkpoint, options.device)
-    else:
+        model = load_infer_model(options.checkpoint, options.model, options.device)
+    elif getattr(model, "family", "lifter") != "image":
         check_lifter(model, getattr(model, "family", "lifter"), "h36m17", "model")
+    image = getattr(model, "family", "lifter") == "image"
     keypoints = None
     if options.keypoints is not None:
         from posecli.infer.keypoints_io import read_keypoints
@@ -305,7 +330,12 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
                                      min_frames=options.min_track_frames)
         if tracks.num_tracks == 0:
             raise PoseCliError("nobody was detected in any frame", options.keypoints or info.path)
-        poses = lift_tracks(tracks, fps, image_size, model, options, progress)
+        if image:
+            from posecli.infer.image_tracks import predict_tracks
+
+            poses = predict_tracks(info.path, tracks, fps, image_size, model, options, progress)
+        else:
+            poses = lift_tracks(tracks, fps, image_size, model, options, progress)
         with staging_folder(Path(out_dir)) as tmp:
             with progress.timed("write"):
                 files = write_outputs(tmp, poses, viewer=options.viewer, title=info.path.name)
