@@ -7,6 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# One torch thread for every test: results do not depend on the machine's core count, and tests
+# running beside other work do not oversubscribe the CPU.
+torch.set_num_threads(1)
 
 SHARED_DATA = Path(os.environ.get("POSECLI_SHARED_DATA",
                                   Path(__file__).resolve().parents[1].parent / "shared" / "data"))

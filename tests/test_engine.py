@@ -21,13 +21,6 @@ from posecli.engine.trainer import train
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def tiny(cache: Path, *sets: str) -> dict:
     """An xs stformer on a synthetic cache, logging every step, no checkpoints in between."""

@@ -23,7 +23,6 @@ from posecli.eval.protocols import (evaluate_checkpoint, evaluate_predictions, h
 from posecli.eval.report import load_report, write_report
 from posecli.models import build_model
 
-torch.set_num_threads(1)
 K = 16 / 17          # a shift of every joint but the root: the root's error is 0
 # (subject, action, camera, frames, shift of the non-root joints in mm)
 SEQS = [("S9", "Directions 1", "54138969", 10, 10.0), ("S9", "Directions", "55011271", 30, 20.0),

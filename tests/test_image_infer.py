@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from image_support import one_thread  # noqa: F401  (fixture)
 
 pytest.importorskip("av", reason='needs the video extra: pip install "posecli[video]"')
 from infer_support import ScriptedDetector, tiny_model
@@ -23,7 +22,6 @@ IMAGE_CFG = {"name": "image", "window": 1, "backbone": "resnet18", "width": 8, "
              "input_size": 64}
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_example_clip_with_an_image_model(tmp_path):

@@ -9,7 +9,6 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from image_support import one_thread  # noqa: F401  (fixture)
 
 from conftest import shared_file
 from posecli.cli import main
@@ -33,7 +32,6 @@ TINY = ["model.backbone=resnet18", "model.width=8", "model.deconv_channels=16", 
         "train.batch_size=4", "train.milestones=[1]"]
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _photos(folder: Path, count: int, with3d: bool) -> ReaderResult:

@@ -189,7 +189,6 @@ def test_pose_from_prediction_is_root_relative():
 def test_tiny_model_overfits_real_photos():
     pytest.importorskip("cv2")
     torch.manual_seed(0)
-    torch.set_num_threads(1)
     images, joints = _photo_crops(4, 128)
     uv = hm.crop_to_heatmap(joints, 4)
     target = torch.from_numpy(np.stack([hm.render_heatmaps(u, np.ones(17), (32, 32), 1.5) for u in uv]))

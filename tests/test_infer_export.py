@@ -14,7 +14,6 @@ from posecli.engine.checkpoint import save_checkpoint
 def test_export_onnx_matches_torch_with_dynamic_batch(tmp_path, capsys):
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    torch.set_num_threads(1)
     model = tiny_model(window=9)
     cfg = {"model": {"name": "stformer", "size": "xs", "window": 9, "dim": 32, "depth": 1}}
     ckpt = save_checkpoint(tmp_path / "tiny.pt", model, cfg)

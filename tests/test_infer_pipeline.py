@@ -25,13 +25,6 @@ from posecli.skeleton import H36M_JOINTS
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sports2d_demo_4s.mp4"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:

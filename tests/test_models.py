@@ -9,7 +9,6 @@ from posecli.errors import PoseCliError
 from posecli.models import build_model, count_parameters
 from posecli.models.tcn import filter_widths_for
 
-torch.set_num_threads(1)
 TINY_ST = {"name": "stformer", "size": "xs", "dim": 16, "depth": 2, "heads": 2}
 TINY_TCN = {"name": "tcn", "channels": 16}
 

@@ -17,7 +17,6 @@ from posecli.errors import PoseCliError
 from posecli.models import build_model
 from posecli.models.stformer import STFormer
 
-torch.set_num_threads(1)
 
 
 def symmetric_pose() -> torch.Tensor:

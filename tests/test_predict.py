@@ -11,7 +11,6 @@ from posecli.models import build_model
 from posecli.predict import flip_input, lift_sequence, output_shrink, unflip_pose3d, window_plan
 from posecli.skeleton import H36M_FLIP_PERM
 
-torch.set_num_threads(1)
 
 
 def _sequence(t: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from engine_data import make_cache, random_walk_sequence
 
 from posecli.data.cache import open_cache, write_cache
@@ -22,7 +21,6 @@ from posecli.skeleton import NUM_JOINTS
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 ROOT = Path(__file__).resolve().parents[1]
-torch.set_num_threads(1)
 
 
 def takes_cache(path: Path, takes: int = 72, cameras: int = 4, length: int = 3) -> Path:
