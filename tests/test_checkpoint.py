@@ -77,6 +77,21 @@ def test_export_bundled_and_missing_bundle(tmp_path):
         load_model("nosuchmodel")
 
 
+def test_export_bundle_command_writes_a_loadable_model(tmp_path):
+    from posecli.cli import main
+
+    torch.manual_seed(2)
+    cfg = tiny_cfg()
+    model = build_model(section(cfg, "model"))
+    ckpt = save_checkpoint(tmp_path / "m.ckpt", model, cfg)
+    with pytest.raises(SystemExit) as done:
+        main(["export", "bundle", "--checkpoint", str(ckpt), "--name", "mine", "-o", str(tmp_path / "out")])
+    assert done.value.code == 0
+    bundled, _ = load_bundled("mine", assets=tmp_path / "out")
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, bundled.state_dict()[name])
+
+
 def test_load_matching_reports_loaded_new_skipped(tmp_path):
     torch.manual_seed(2)
     pre_cfg = tiny_cfg(window=1)

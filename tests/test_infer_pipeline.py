@@ -154,6 +154,7 @@ def test_bad_inputs_exit_2_and_write_nothing(case, message, clip, checkpoint, tm
         model.family = "image"
         cfg = {"model": {"name": "stformer", "size": "xs", "window": 9, "dim": 32, "depth": 1}}
         checkpoint = save_checkpoint(tmp_path / "image.pt", model, cfg)
+        extra = ["--model", "lifter"]
     before = set(tmp_path.iterdir())
     with pytest.raises(SystemExit) as info:
         main(["infer", str(video), "--out", str(tmp_path / "out"), "--checkpoint", str(checkpoint), *extra])

@@ -66,6 +66,20 @@ def export_onnx_cmd(
     console.print(f"wrote {output} (input [batch, {model.window}, 17, 3], dynamic batch, opset {opset})")
 
 
+@export_app.command("bundle")
+def export_bundle_cmd(
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Training checkpoint to package."),
+    name: str = typer.Option("default", "--name", help="Bundled model name (`--checkpoint NAME` later)."),
+    output: Path = typer.Option(None, "--output", "-o",
+                                help="Folder for NAME.safetensors + NAME.json (default: the package's assets)."),
+) -> None:
+    """Package a checkpoint as safetensors weights + JSON metadata (how the default model ships)."""
+    from posecli.engine.checkpoint import ASSETS, export_bundled
+
+    weights, meta = export_bundled(checkpoint, output or ASSETS, name=name)
+    console.print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and {meta}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("infer")(infer)
     app.add_typer(export_app, name="export")
