@@ -123,7 +123,7 @@ def lift_sequence(model: torch.nn.Module, keypoints2d: np.ndarray, confidence: n
     try:
         shrink = output_shrink(model, dev)
         plan = window_plan(num_frames, int(model.window), shrink + 1, stride)
-        outputs = _run_windows(model, window_inputs(kp, conf, plan), flip, batch_size, dev)
+        outputs = _run_windows(model, window_inputs(kp, conf, plan)[0], flip, batch_size, dev)
     finally:
         model.train(was_training)
 
@@ -137,17 +137,20 @@ def lift_sequence(model: torch.nn.Module, keypoints2d: np.ndarray, confidence: n
     return pose3d.astype(np.float32)
 
 
-def window_inputs(keypoints2d: np.ndarray, confidence: np.ndarray, plan: WindowPlan) -> np.ndarray:
-    """Model inputs [windows, in_len, 17, 3] (normalised x, y, confidence) of a plan: each window
-    edge padded and normalised on its own. Output i of window w belongs to frame starts[w] + i and
-    was read from input position pad + i."""
+def window_inputs(keypoints2d: np.ndarray, confidence: np.ndarray,
+                  plan: WindowPlan) -> tuple[np.ndarray, np.ndarray]:
+    """Model inputs [windows, in_len, 17, 3] (normalised x, y, confidence) of a plan, and each
+    window's normalisation scale [windows] (pixels per unit): each window is edge padded and
+    normalised on its own. Output i of window w belongs to frame starts[w] + i and was read from
+    input position pad + i."""
     offsets = np.arange(plan.in_len)
     inputs = np.empty((len(plan.starts), plan.in_len, NUM_JOINTS, 3), dtype=np.float32)
+    scales = np.empty(len(plan.starts), dtype=np.float32)
     for i, s in enumerate(plan.starts):
         idx = np.clip(s - plan.pad + offsets, 0, len(keypoints2d) - 1)
-        inputs[i, ..., :2], _, _ = normalize_window(keypoints2d[idx], confidence[idx])
+        inputs[i, ..., :2], _, scales[i] = normalize_window(keypoints2d[idx], confidence[idx])
         inputs[i, ..., 2] = confidence[idx]
-    return inputs
+    return inputs, scales
 
 
 def _run_windows(model: torch.nn.Module, inputs: np.ndarray, flip: bool, batch_size: int,

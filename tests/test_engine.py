@@ -8,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
 from engine_data import make_cache
+
+from posecli.models import build_model
 from posecli.cli import main as cli_main
 from posecli.config import load_config
 from posecli.engine.checkpoint import load_checkpoint, load_model
@@ -119,3 +122,30 @@ def test_finetune_cli_reports_init(tmp_path, capsys, monkeypatch):
         cli_main(["pretrain", "--preset", str(preset), "--run-dir", str(tmp_path / "none"), "--resume"])
     assert failed.value.code == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["stformer", "tcn"])
+def test_2d_validation_error_is_in_pixels(tmp_path, name):
+    """The 2D-only validation figure scales exactly with the image: zooming the photos 2x doubles
+    the pixel error, shifting them changes nothing (the model sees identical normalised input)."""
+    from posecli.data.cache import open_cache, write_cache
+    from posecli.data.records import ReaderResult, SequenceRecord
+    from posecli.engine.validate import reconstruction_px
+    from posecli.skeleton import COCO17
+
+    rng = np.random.default_rng(3)
+    base = rng.uniform(100, 300, (40, 17, 2)).astype(np.float32)
+    conf = np.ones((40, 17), np.float32)
+    conf[5, 3] = 0.0
+    torch.manual_seed(0)
+    model = build_model({"name": name, "size": "xs", "window": 27, "channels": 16} if name == "tcn"
+                        else {"name": name, "size": "xs", "window": 9}).eval()
+    errors = []
+    for i, (zoom, shift) in enumerate(((1.0, 0.0), (2.0, 0.0), (1.0, 500.0))):
+        rec = SequenceRecord(keypoints2d=base * zoom + shift, confidence=conf)
+        path = write_cache(tmp_path / f"c{i}.h5", ReaderResult([rec], "photos", "coco17", COCO17.status, []),
+                           split="val")
+        errors.append(reconstruction_px(model, open_cache(path), [0], torch.device("cpu")))
+    assert errors[0] > 0
+    assert errors[1] == pytest.approx(2 * errors[0], rel=1e-5)
+    assert errors[2] == pytest.approx(errors[0], rel=1e-5)

@@ -16,9 +16,7 @@ from torch import nn
 
 from posecli.data.cache import PoseCache
 from posecli.eval import metrics as M
-from posecli.data.normalize import normalize_window
-from posecli.predict import lift_sequence, window_plan
-from posecli.skeleton import NUM_JOINTS
+from posecli.predict import lift_sequence, output_shrink, window_inputs, window_plan
 
 
 def pick_sequences(cache: PoseCache, max_sequences: int) -> list[int]:
@@ -41,33 +39,21 @@ def mpjpe_mm(model: nn.Module, cache: PoseCache, sequences: list[int], device: t
 
 
 @torch.inference_mode()
-def frames_consumed(model: nn.Module, window: int, device: torch.device) -> int:
-    """Input frames per output frame (1 for stformer, the receptive field for tcn), by probing:
-    both families may report receptive_field == window, only the output length tells them apart."""
-    out = model(torch.zeros(1, window, NUM_JOINTS, 3, device=device))["pose2d"]
-    return window - int(out.shape[1]) + 1
-
-
-@torch.inference_mode()
-def reconstruction_px(model: nn.Module, cache: PoseCache, sequences: list[int], window: int,
-                      device: torch.device) -> float:
-    """Mean pixel distance between the pose2d head and the clean 2D of confident joints."""
-    rf = frames_consumed(model, window, device)
+def reconstruction_px(model: nn.Module, cache: PoseCache, sequences: list[int], device: torch.device) -> float:
+    """Mean pixel distance between the pose2d head and the clean 2D of confident joints, on the
+    same windows (cut, padded, normalised) that posecli.predict uses."""
+    receptive_field = output_shrink(model, device) + 1
     total, count = 0.0, 0
     for seq in sequences:
         rec = cache.sequence(seq)
-        n = len(rec)
-        out_len, pad, starts, _ = window_plan(n, window, rf, None)
-        for s in starts:
-            idx = np.clip(s - pad + np.arange(window), 0, n - 1)
-            norm, _, scale = normalize_window(rec.keypoints2d[idx], rec.confidence[idx])
-            x = np.concatenate([norm, rec.confidence[idx][..., None]], axis=-1)[None]
-            pred = model(torch.from_numpy(x).to(device))["pose2d"][0].float().cpu().numpy()
-            keep = slice(pad, pad + out_len)
-            conf = rec.confidence[idx][keep]
-            dist = np.linalg.norm(pred - norm[keep], axis=-1) * scale
-            total += float((dist * (conf > 0)).sum())
-            count += int((conf > 0).sum())
+        plan = window_plan(len(rec), int(model.window), receptive_field)
+        inputs, scales = window_inputs(rec.keypoints2d, rec.confidence, plan)
+        pred = model(torch.from_numpy(inputs).to(device))["pose2d"].float().cpu().numpy()
+        kept = inputs[:, plan.pad:plan.pad + plan.out_len]
+        dist = np.linalg.norm(pred[:, :plan.out_len] - kept[..., :2], axis=-1) * scales[:, None, None]
+        confident = kept[..., 2] > 0
+        total += float(dist[confident].sum())
+        count += int(confident.sum())
     return total / max(count, 1)
 
 
@@ -117,6 +103,6 @@ def validate(model: nn.Module, cache: PoseCache, *, window: int, max_sequences: 
             return image_metric(model, cache, sequences, device)
         if cache.has3d:
             return "val_mpjpe_mm", mpjpe_mm(model, cache, sequences, device)
-        return "val_error2d_px", reconstruction_px(model, cache, sequences, window, device)
+        return "val_error2d_px", reconstruction_px(model, cache, sequences, device)
     finally:
         model.train(was_training)
