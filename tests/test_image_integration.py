@@ -9,15 +9,15 @@ import h5py
 import numpy as np
 import pytest
 import torch
-
 from conftest import shared_file
+
 from posecli.cli import main
 from posecli.config import load_config
 from posecli.data.cache import SCHEMA_VERSION, open_cache, write_cache
 from posecli.data.crops import read_image
 from posecli.data.image_cache import crops_for_records
 from posecli.data.records import ReaderResult, SequenceRecord
-from posecli.engine.lr import warmup_step
+from posecli.engine.schedule import warmup_step
 from posecli.engine.trainer import train
 from posecli.errors import PoseCliError
 from posecli.eval import metrics as M

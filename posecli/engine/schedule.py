@@ -1,14 +1,20 @@
-"""Learning-rate schedule: linear warm-up, then cosine decay to a floor.
+"""Learning-rate schedules, chosen by `train.schedule`: `cosine` (linear warm-up, then cosine decay
+to a floor; the default) or `step` (warm-up, then a drop by `gamma` at fixed milestones, as 2D
+heatmap recipes use: SimpleBaseline / Zhou et al., lr 1e-3, x0.1 at epochs 90 and 120 of 140).
 
-Kept as a pure function of the step so a resumed run gets exactly the rate an uninterrupted run
+Both are pure functions of the step, so a resumed run gets exactly the rate an uninterrupted run
 would (the LambdaLR wrapper only stores the step in its state).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
+
+from posecli.errors import PoseCliError
 
 
 def warmup_cosine(step: int, total: int, warmup: int, min_ratio: float) -> float:
@@ -24,3 +30,31 @@ def build_scheduler(optimizer: torch.optim.Optimizer, total: int, warmup: int,
                     min_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, total, warmup, min_ratio))
+
+
+SCHEDULES = ("cosine", "step")
+
+
+def warmup_step(step: int, warmup: int, milestones: Sequence[int], gamma: float) -> float:
+    """Multiplier of the base rate at optimizer step `step` (0-based): linear warm-up, then
+    gamma ** (number of milestones reached)."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    return gamma ** sum(step >= int(m) for m in milestones)
+
+
+def build_lr_scheduler(optimizer: torch.optim.Optimizer, tc: Mapping[str, Any]
+                       ) -> torch.optim.lr_scheduler.LambdaLR:
+    """The scheduler a resolved `train:` section asks for; a bad choice is a user error."""
+    kind = str(tc.get("schedule", "cosine"))
+    total, warmup = int(tc["steps"]), int(tc["warmup_steps"])
+    if kind == "cosine":
+        return build_scheduler(optimizer, total, warmup, float(tc["min_lr_ratio"]))
+    if kind != "step":
+        raise PoseCliError(f"unknown train.schedule '{kind}' (known: {', '.join(SCHEDULES)})")
+    milestones = [int(m) for m in tc.get("milestones") or []]
+    if milestones != sorted(milestones) or any(m <= 0 for m in milestones):
+        raise PoseCliError(f"train.milestones must be increasing positive steps, got {milestones}")
+    gamma = float(tc.get("gamma", 0.1))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_step(step, warmup, milestones, gamma))

@@ -32,8 +32,8 @@ from posecli.engine.checkpoint import (
     load_matching,
     save_checkpoint,
 )
-from posecli.engine.lr import build_lr_scheduler
 from posecli.engine.runlog import RunLog, progress_bar, summary_table
+from posecli.engine.schedule import build_lr_scheduler
 from posecli.engine.validate import is_better, validate
 from posecli.errors import PoseCliError
 
