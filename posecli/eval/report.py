@@ -185,7 +185,9 @@ def _headline(report: dict, key: str) -> float | None:
 def compare_table(a: dict, b: dict, name_a: str = "A", name_b: str = "B") -> Table:
     """Two reports side by side: headline and per-action values per protocol, with B - A."""
     keys = [k for k in PROTOCOLS if k in a["protocols"] or k in b["protocols"]]
-    table = Table(title="eval comparison (Human3.6M reports: mean over actions)", caption=f"A = {name_a}\nB = {name_b}")
+    headline = ("overall: mean over actions (Human3.6M)" if a.get("action_average") or b.get("action_average")
+                else "overall: frame-weighted")
+    table = Table(title=f"eval comparison ({headline})", caption=f"A = {name_a}\nB = {name_b}")
     for column in ("row", "protocol", "A", "B", "B-A"):
         table.add_column(column, justify="left" if column in ("row", "protocol") else "right")
 
