@@ -15,12 +15,12 @@ All of them become, per frame, a list of H36M-17 Detections.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 
+from posecli.data.readers._files import load_json
 from posecli.errors import PoseCliError
 from posecli.infer.detector import Detection, detection_from_layout
 
@@ -43,15 +43,8 @@ def read_keypoints(path: str | Path) -> list[list[Detection]]:
     if path.suffix.lower() == ".npz":
         return _read_npz(path)
     if path.suffix.lower() == ".json":
-        return _read_coco_like(path, _load_json(path))
+        return _read_coco_like(path, load_json(path))
     raise PoseCliError("unknown keypoints format (expected .json, .npz or an OpenPose folder)", path)
-
-
-def _load_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PoseCliError(f"not valid JSON ({exc})", path) from None
 
 
 def _frame_of(image_id, path: Path) -> int:
@@ -107,7 +100,7 @@ def _read_openpose(folder: Path) -> list[list[Detection]]:
         raise PoseCliError("no OpenPose *_keypoints.json files in folder", folder)
     frames = []
     for file in files:
-        data = _load_json(file)
+        data = load_json(file)
         if not isinstance(data, dict) or "people" not in data:
             raise PoseCliError("not an OpenPose frame file (no 'people' list)", file)
         frames.append([_person(p.get("pose_keypoints_2d", []), file, f"person {i}", _OPENPOSE_TO_COCO)
