@@ -97,7 +97,7 @@ def test_image_group_round_trip(tmp_path: Path, encoding: str):
 
 
 def _image_cache(tmp_path: Path, with3d: bool) -> tuple[Path, list[np.ndarray], np.ndarray]:
-    """A 3-photo cache with crops, written as the lead's cache plus write_image_group."""
+    """A 3-photo cache with crops: write_cache's records plus write_image_group."""
     rng = np.random.default_rng(3)
     records, kps = [], []
     for i in range(3):
