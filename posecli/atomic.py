@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def _umask_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+def umask_permissions(path: str | Path) -> None:
+    """Give a temp file or folder (created 0600/0700) the permissions a normal create would have."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~mask)
 
 
 @contextmanager
@@ -29,7 +30,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, _umask_mode())
+        umask_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,13 +17,6 @@ import numpy as np
 from posecli import __version__
 from posecli.infer.track import Tracks
 from posecli.skeleton import H36M_BONES, H36M_JOINTS
-
-
-def umask_permissions(path: Path) -> None:
-    """Give a temp file/folder (created 0600/0700) the permissions a normal create would have."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~mask)
 
 
 @dataclass

@@ -30,12 +30,12 @@ from rich.progress import (
 )
 from torch import nn
 
+from posecli.atomic import umask_permissions
 from posecli.errors import PoseCliError
 from posecli.infer.detector import Detection, Detector
 from posecli.infer.gaps import fill_gaps, present_frames, segments
 from posecli.infer.outputs import (
     PoseSequence,
-    umask_permissions,
     write_json,
     write_npz,
     write_track_csv,

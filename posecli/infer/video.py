@@ -21,8 +21,8 @@ from types import TracebackType
 
 import numpy as np
 
+from posecli.atomic import umask_permissions
 from posecli.errors import PoseCliError
-from posecli.infer.outputs import umask_permissions
 
 
 def _av():
