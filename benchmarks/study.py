@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,12 +29,11 @@ from posecli.study import (
     StudyOptions,
     collect,
     estimate_seconds,
-    execute,
     is_finished,
     plan,
     write_results,
 )
-from posecli.study.runner import run_dir
+from posecli.study.runner import run_all
 
 QUICK = {"steps": 4, "pretrain_steps": 4, "seeds": 2, "single_seeds": 1, "val_sequences": 2, "val_points": 2}
 
@@ -57,6 +55,8 @@ def parse(argv: list[str] | None = None) -> tuple[StudyOptions, int, bool]:
     p.add_argument("--docs", type=Path, help="where results.md and plots go (default docs, or OUT/docs with --quick)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="runs trained at once, one process each (on a CPU: workers x threads <= cores)")
     p.add_argument("--plan-only", action="store_true", help="print the plan and the estimate, run nothing")
     a = p.parse_args(argv)
     defaults = QUICK if a.quick else {}
@@ -73,13 +73,15 @@ def parse(argv: list[str] | None = None) -> tuple[StudyOptions, int, bool]:
         single_seeds=pick("single_seeds"), only=tuple(g.strip() for g in a.only.split(",") if g.strip()),
         pretrained=a.pretrained, noise_level=a.noise_level, val_sequences=pick("val_sequences"),
         val_points=pick("val_points"), quick=a.quick, device=a.device)
-    return opts, (1 if a.quick and not a.threads else a.threads), a.plan_only
+    if a.workers < 1:
+        p.error("--workers must be at least 1")
+    return opts, (1 if a.quick and not a.threads else a.threads), a.plan_only, a.workers
 
 
 def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
-        opts, threads, plan_only = parse(argv)
+        opts, threads, plan_only, workers = parse(argv)
         if threads:
             torch.set_num_threads(threads)
         runs, facts = plan(opts)
@@ -101,11 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"  [{', '.join(sorted(r.groups))}]")
         if plan_only:
             return 0
-        start = time.perf_counter()
-        for i, r in enumerate(todo, 1):
-            console.rule(f"[{i}/{len(todo)}] {r.name}")
-            execute(r, opts, console)
-            console.print(f"done {r.name} -> {run_dir(opts, r)} ({(time.perf_counter() - start) / 60:.1f} min so far)")
+        run_all(todo, opts, console, workers, threads)
         # the report covers every group finished in the study folder, not only this invocation's
         everything = replace(opts, only=GROUPS)
         written = write_results(collect(plan(everything)[0], facts, everything), opts.docs)

@@ -162,6 +162,8 @@ def test_study_quick_end_to_end_and_resumable(tmp_path, capsys):
     assert "--input-noise 1" in noisy["command"] and noisy["p1"] != clean["p1"]
     assert f"| 1 % | 1 of 20 | {_fmt_pm(tmp_path, 'main', '1pct')}" in text  # the table shows the measured values
     assert state["command"] in text and clean["command"] in text
+    tcn = json.loads((tmp_path / "study" / "ft-tcn-main-10pct-s0" / "study.json").read_text())
+    assert "--set train.batch_size=72" in tcn["command"]               # 8 windows x 9 frames: same 3D frames per step
 
     # rerun: everything is finished, nothing trains again, the report is rewritten from the files
     before = (run / "last.ckpt").stat().st_mtime_ns
@@ -170,13 +172,14 @@ def test_study_quick_end_to_end_and_resumable(tmp_path, capsys):
     assert (run / "last.ckpt").stat().st_mtime_ns == before
     assert study.main([*args, "--only", "nope"]) == 2                 # a user error: one red line, exit 2
 
-    # an existing pretrained checkpoint for the main arm; only the budgets group
+    # an existing pretrained checkpoint for the main arm; only the budgets group; two worker processes
     ckpt = tmp_path / "study" / "pretrain-stformer-both" / "last.ckpt"
     other = ["--quick", "--caches", str(caches), "--out", str(tmp_path / "s2"), "--docs", str(tmp_path / "d2"),
-             "--pretrained", str(ckpt), "--only", "budgets", "--seeds", "1"]
+             "--pretrained", str(ckpt), "--only", "budgets", "--seeds", "1", "--workers", "2"]
     capsys.readouterr()
     assert study.main(other) == 0
-    assert "6 runs planned (0 pretraining, 6 fine-tuning)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "6 runs planned (0 pretraining, 6 fine-tuning)" in out and "[6/6] done" in out
     state = json.loads((tmp_path / "s2" / "ft-stformer-main-10pct-s0" / "study.json").read_text())
     assert f"--from {ckpt}" in state["command"]
     text = (tmp_path / "d2" / "results.md").read_text()

@@ -178,6 +178,14 @@ class _Planner:
         unset = tuple(f"model.{k}=null" for k in ("dim", "depth", "heads")) if self.opts.quick else ()
         return ("model.name=tcn", f"model.channels={self.tcn_channels}", *unset)
 
+    def equal_frames_batch(self, arch: str) -> tuple[str, ...]:
+        """The tcn predicts the centre frame of each window, stformer every frame: a tcn batch of
+        batch x window windows gives both the same supervised 3D frames per fine-tuning step."""
+        if arch == "stformer":
+            return ()
+        base = load_config("finetune-cmu", QUICK_SETS if self.opts.quick else ())
+        return (f"train.batch_size={int(base['train']['batch_size']) * int(self.model['window'])}",)
+
     def pretrain(self, variant: str, arch: str, group: str) -> str:
         """Name of the pretraining run; 'main' is the --pretrained checkpoint when one is given."""
         opts = self.opts
@@ -203,7 +211,8 @@ class _Planner:
         source = None if init == "scratch" else self.pretrain(init, arch, group)
         name = f"ft-{arch}-{init}-{budget_label(fraction)}-s{seed}"
         sets = (f"train.seed={seed}", f"data.fraction={fraction:g}", f"data.fraction_seed={seed}",
-                f"data.val_sequences={opts.val_sequences}", f"train.val_every={every}", *self.arch_sets(arch))
+                f"data.val_sequences={opts.val_sequences}", f"train.val_every={every}", *self.arch_sets(arch),
+                *self.equal_frames_batch(arch))
         return self._add(RunSpec(
             name, "finetune", "scratch-cmu" if source is None else "finetune-cmu",
             _common_sets(opts, opts.steps, every, sets), (opts.cache("train3d"),), opts.cache("test3d"),

@@ -342,7 +342,9 @@ def _groups_sections(study: Study) -> list[str]:
     if ran("tcn", "scratch") or ran("tcn", "main"):
         out += [f"## Architectures at comparable parameter counts ({budget} 3D budget)", "",
                 (f"stformer: {params['stformer']:,} parameters; tcn (VideoPose3D, {study.facts['tcn_channels']} "
-                 f"channels): {params['tcn']:,} parameters; both pretrained with the same recipe and steps."), "",
+                 f"channels): {params['tcn']:,} parameters; both pretrained with the same recipe and steps. The tcn "
+                 "predicts a window's centre frame and stformer all its frames, so tcn fine-tuning batches hold "
+                 "window-times more windows: both see the same supervised 3D frames per step."), "",
                 _arm_table(study, [("stformer scratch", "stformer", "scratch"), ("stformer pretrained", "stformer", both),
                                    ("tcn scratch", "tcn", "scratch"), ("tcn pretrained", "tcn", "main")]), ""]
     noise = study.opts.noise_level

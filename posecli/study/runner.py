@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +88,7 @@ def takes_kept(spec: RunSpec) -> tuple[list[str], int]:
     return take_names(cache, kept), len(set(take_keys(cache)))
 
 
-def _train(spec: RunSpec, opts: StudyOptions, console: Console) -> None:
+def _train(spec: RunSpec, opts: StudyOptions, console: Console, progress: bool) -> None:
     from posecli.engine.trainer import train
 
     folder = run_dir(opts, spec)
@@ -101,7 +103,7 @@ def _train(spec: RunSpec, opts: StudyOptions, console: Console) -> None:
     wall, cpu = time.perf_counter(), time.process_time()
     result = train(cfg, folder, resume=(folder / "last.ckpt").is_file(),
                    init_from=Path(source) if source else None, device=opts.device,
-                   progress=not opts.quick, console=console)
+                   progress=progress and not opts.quick, console=console)
     state.update(trained=result.step >= spec.steps, step=result.step,
                  train_seconds=time.perf_counter() - wall, train_cpu_seconds=time.process_time() - cpu,
                  frames_per_s=result.frames_per_s)
@@ -123,7 +125,7 @@ def _evaluate(spec: RunSpec, opts: StudyOptions, noise: float) -> None:
         "cpu_seconds": time.process_time() - cpu, "command": eval_command(opts.out, spec.name, spec.val, noise)})
 
 
-def execute(spec: RunSpec, opts: StudyOptions, console: Console | None = None) -> bool:
+def execute(spec: RunSpec, opts: StudyOptions, console: Console | None = None, progress: bool = True) -> bool:
     """Bring one run to finished (train or resume, then every missing evaluation); False if it
     already was."""
     console = console or Console()
@@ -134,8 +136,46 @@ def execute(spec: RunSpec, opts: StudyOptions, console: Console | None = None) -
         raise PoseCliError(f"run {spec.name} needs pretraining run {spec.init} to finish first",
                            run_dir(opts, spec.init))
     if not is_trained(opts, spec):
-        _train(spec, opts, console)
+        _train(spec, opts, console, progress)
     for noise in spec.evals:
         if not eval_file(opts, spec, noise).is_file():
             _evaluate(spec, opts, noise)
     return True
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def _execute_quietly(spec: RunSpec, opts: StudyOptions) -> str:
+    """One run in a worker process: no live progress bars (they would interleave), one line at the end."""
+    execute(spec, opts, Console(quiet=True), progress=False)
+    return spec.name
+
+
+def run_all(todo: list[RunSpec], opts: StudyOptions, console: Console, workers: int, threads: int) -> None:
+    """Train and evaluate `todo`: in this process, or `workers` processes at a time, pretraining
+    runs first (fine-tuning runs start from them)."""
+    start = time.perf_counter()
+    if workers == 1:
+        for i, r in enumerate(todo, 1):
+            console.rule(f"[{i}/{len(todo)}] {r.name}")
+            execute(r, opts, console)
+            console.print(f"done {r.name} -> {run_dir(opts, r)} ({(time.perf_counter() - start) / 60:.1f} min so far)")
+        return
+    done = 0
+    context = multiprocessing.get_context("spawn")
+    for stage in ("pretrain", "finetune"):
+        batch = [r for r in todo if r.kind == stage]
+        if not batch:
+            continue
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                                 initargs=(threads,)) as pool:
+            futures = [pool.submit(_execute_quietly, r, opts) for r in batch]
+            for future in as_completed(futures):
+                done += 1
+                name = future.result()
+                console.print(f"[{done}/{len(todo)}] done {name} ({(time.perf_counter() - start) / 60:.1f} min so far)")
