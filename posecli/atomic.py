@@ -1,4 +1,5 @@
-"""Atomic file output: write to a temp file beside the target, rename into place when complete.
+"""Atomic file output: write to a temp file (or folder) beside the target, rename into place when
+complete.
 
 A killed process or an error leaves the old file (or nothing) behind, never half a file.
 """
@@ -6,6 +7,7 @@ A killed process or an error leaves the old file (or nothing) behind, never half
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,3 +37,35 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_folder(path: str | Path, merge: bool = False) -> Iterator[Path]:
+    """Yield a temp folder beside `path`; on success it becomes `path`. An existing `path` is
+    replaced whole (moved aside first, so it is never half old, half new), or with `merge` keeps
+    the files this run did not write (infer writes several videos' outputs into one folder)."""
+    from posecli.errors import PoseCliError
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PoseCliError(f"cannot create output folder ({exc.strerror})", path.parent) from None
+    if path.exists() and not path.is_dir():
+        raise PoseCliError("output path exists and is not a folder", path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        umask_permissions(tmp)
+        yield tmp
+        if not path.exists():
+            os.replace(tmp, path)
+        elif merge:
+            for item in tmp.iterdir():
+                os.replace(item, path / item.name)
+        else:
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

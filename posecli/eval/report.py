@@ -10,15 +10,13 @@ import csv
 import datetime as _dt
 import json
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from posecli import __version__
+from posecli.atomic import atomic_folder
 from posecli.errors import PoseCliError
 from posecli.eval.plots import plot_over_time, plot_table
 from posecli.eval.protocols import PROTOCOLS, EvalResult
@@ -91,11 +89,9 @@ def write_report(result: EvalResult, out: str | Path) -> Path:
     """Write report.json, per_<table>.csv, report.md and plots into `out`, atomically."""
     out = Path(out)
     _check_replaceable(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     report = {"posecli_version": __version__,
               "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **result.report}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         text = json.dumps(_json_ready(report), indent=2, allow_nan=False)
         (tmp / "report.json").write_text(text, encoding="utf-8")
         for kind in TABLES:
@@ -106,22 +102,7 @@ def write_report(result: EvalResult, out: str | Path) -> Path:
         plot_table(report["tables"]["action"], key, tmp / "per_action.png", f"{name} per action", unit)
         plot_table(report["tables"]["joint"], key, tmp / "per_joint.png", f"{name} per joint", unit)
         plot_over_time(result.frame_error, tmp / "worst_sequences.png", "MPJPE over time, worst sequences")
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished folder to `out`, moving an older report aside first."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-        os.replace(out, old / out.name)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def load_report(path: str | Path) -> dict:

@@ -10,9 +10,6 @@ when every one of them is complete, so an error never leaves a half-written resu
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +27,7 @@ from rich.progress import (
 )
 from torch import nn
 
-from posecli.atomic import umask_permissions
+from posecli.atomic import atomic_folder
 from posecli.errors import PoseCliError
 from posecli.infer.detector import Detection, Detector
 from posecli.infer.gaps import fill_gaps, present_frames, segments
@@ -207,32 +204,6 @@ def write_outputs(folder: Path, poses: PoseSequence, *, viewer: bool, title: str
     return files
 
 
-# ---------------------------------------------------------------- atomic output folder
-
-@contextmanager
-def staging_folder(out_dir: Path) -> Iterator[Path]:
-    """A temp folder beside `out_dir`; its files are moved into `out_dir` only on success."""
-    out_dir = Path(out_dir)
-    parent = out_dir.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PoseCliError(f"cannot create output folder ({exc.strerror})", parent) from None
-    if out_dir.exists() and not out_dir.is_dir():
-        raise PoseCliError("output path exists and is not a folder", out_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
-    try:
-        umask_permissions(tmp)
-        yield tmp
-        if not out_dir.exists():
-            os.replace(tmp, out_dir)
-        else:
-            for item in tmp.iterdir():
-                os.replace(item, out_dir / item.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 # ---------------------------------------------------------------- progress
 
 class _Stages:
@@ -336,7 +307,7 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
             poses = predict_tracks(info.path, tracks, fps, image_size, model, options, progress)
         else:
             poses = lift_tracks(tracks, fps, image_size, model, options, progress)
-        with staging_folder(Path(out_dir)) as tmp:
+        with atomic_folder(Path(out_dir), merge=True) as tmp:
             with progress.timed("write"):
                 files = write_outputs(tmp, poses, viewer=options.viewer, title=info.path.name)
             if options.render:

@@ -176,6 +176,9 @@ def run_all(todo: list[RunSpec], opts: StudyOptions, console: Console, workers: 
                                  initargs=(threads,)) as pool:
             futures = [pool.submit(_execute_quietly, r, opts) for r in batch]
             for future in as_completed(futures):
+                if future.exception() is not None:     # stop at the first failure, as one process would
+                    pool.shutdown(cancel_futures=True)
+                    raise future.exception()
                 done += 1
                 name = future.result()
                 console.print(f"[{done}/{len(todo)}] done {name} ({(time.perf_counter() - start) / 60:.1f} min so far)")
