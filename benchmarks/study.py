@@ -42,7 +42,7 @@ def parse(argv: list[str] | None = None) -> tuple[StudyOptions, int, bool]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny models and a few steps per run (tests)")
-    p.add_argument("--steps", type=int, help="fine-tuning steps per run (default 250)")
+    p.add_argument("--steps", type=int, help="fine-tuning steps per run (default 600)")
     p.add_argument("--pretrain-steps", type=int, help="steps of each pretraining the study trains (default 600)")
     p.add_argument("--seeds", type=int, help="seeds at the 1 %% and 10 %% budgets (default 3)")
     p.add_argument("--single-seeds", type=int, help="seeds at 100 %% and in ablations/data/arch (default 1)")

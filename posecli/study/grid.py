@@ -49,7 +49,7 @@ class StudyOptions:
     out: Path = Path("runs/study")
     docs: Path = Path("docs")
     caches: Path = Path("caches")
-    steps: int = 250                  # fine-tuning steps per run
+    steps: int = 600                  # fine-tuning steps per run
     pretrain_steps: int = 600         # steps of each pretraining the study trains itself
     seeds: int = 3                    # seeds of the 1 % and 10 % budgets
     single_seeds: int = 1             # seeds of the 100 % budget and the ablation/data/arch groups
