@@ -192,3 +192,19 @@ def _fmt_pm(tmp_path: Path, init: str, budget: str) -> str:
     values = [json.loads((tmp_path / "study" / f"ft-stformer-{init}-{budget}-s{s}" / "eval-noise0.json")
                          .read_text())["p1"] for s in (0, 1)]
     return f"{np.mean(values):.1f} ± {np.std(values, ddof=1):.1f}"
+
+
+def test_results_explain_noisy_input_scoring_better_than_clean():
+    from posecli.study.grid import RunSpec, StudyOptions
+    from posecli.study.results import RunResult, Study, _noise_note
+
+    def run(name: str, clean: float, noisy: float) -> RunResult:
+        spec = RunSpec(name, "finetune", "finetune-cmu", (), (), None, 1, evals=(0.0, 1.0))
+        return RunResult(spec, {}, {0.0: {"p1": clean}, 1.0: {"p1": noisy}}, np.zeros((0, 3)))
+
+    study = Study(StudyOptions(noise_level=1.0), {})
+    study.runs = {"a": run("a", 80.0, 70.0), "b": run("b", 80.0, 90.0)}
+    note = " ".join(_noise_note(study))
+    assert "In 1 of 2 runs the noisy input gave a *lower* error" in note
+    study.runs = {"b": run("b", 80.0, 90.0)}
+    assert _noise_note(study) == []
