@@ -161,6 +161,7 @@ class _Planner:
         self.runs: dict[str, RunSpec] = {}
         base = load_config("finetune-cmu", QUICK_SETS if opts.quick else ())
         self.model = section(base, "model")
+        self.batch_size = int(section(base, "train")["batch_size"])
         self.tcn_channels, self.tcn_params, self.stformer_params = matched_tcn_channels(self.model)
 
     def _add(self, spec: RunSpec) -> RunSpec:
@@ -183,8 +184,7 @@ class _Planner:
         batch x window windows gives both the same supervised 3D frames per fine-tuning step."""
         if arch == "stformer":
             return ()
-        base = load_config("finetune-cmu", QUICK_SETS if self.opts.quick else ())
-        return (f"train.batch_size={int(base['train']['batch_size']) * int(self.model['window'])}",)
+        return (f"train.batch_size={self.batch_size * int(self.model['window'])}",)
 
     def pretrain(self, variant: str, arch: str, group: str) -> str:
         """Name of the pretraining run; 'main' is the --pretrained checkpoint when one is given."""
