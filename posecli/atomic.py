@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from posecli.errors import PoseCliError
+
 
 def umask_permissions(path: str | Path) -> None:
     """Give a temp file or folder (created 0600/0700) the permissions a normal create would have."""
@@ -44,8 +46,6 @@ def atomic_folder(path: str | Path, merge: bool = False) -> Iterator[Path]:
     """Yield a temp folder beside `path`; on success it becomes `path`. An existing `path` is
     replaced whole (moved aside first, so it is never half old, half new), or with `merge` keeps
     the files this run did not write (infer writes several videos' outputs into one folder)."""
-    from posecli.errors import PoseCliError
-
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -151,7 +151,7 @@ def _worker_init(threads: int) -> None:
 
 
 def _execute_quietly(spec: RunSpec, opts: StudyOptions) -> str:
-    """One run in a worker process: no live progress bars (they would interleave), one line at the end."""
+    """One run in a worker process, silent: live progress bars of several processes would interleave."""
     execute(spec, opts, Console(quiet=True), progress=False)
     return spec.name
 
