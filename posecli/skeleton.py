@@ -480,10 +480,10 @@ _BVH_REQUIRED: dict[str, tuple[str, ...]] = {
     "l_knee": ("leftleg", "leftknee", "leftlowerleg", "leftshin"),
     "l_ankle": ("leftankle", "leftfoot"),
     "head": ("head",),
-    "l_shoulder": ("leftarm", "leftupperarm", "leftshoulder"),
+    "l_shoulder": ("leftarm", "leftupperarm", "leftshldr", "leftshoulder"),
     "l_elbow": ("leftforearm", "leftelbow", "leftlowerarm"),
     "l_wrist": ("leftwrist", "lefthand"),
-    "r_shoulder": ("rightarm", "rightupperarm", "rightshoulder"),
+    "r_shoulder": ("rightarm", "rightupperarm", "rightshldr", "rightshoulder"),
     "r_elbow": ("rightforearm", "rightelbow", "rightlowerarm"),
     "r_wrist": ("rightwrist", "righthand"),
 }
@@ -494,7 +494,15 @@ _BVH_HEAD_TOP = ("head_end", "headend", "head_end_site", "headtop_end", "headtop
 
 
 def _bvh_key(name: str) -> str:
-    return name.rsplit(":", 1)[-1].strip().lower()
+    """Case-folded joint name with the side spelt out: Daz/cgspeed `lShldr` and Bandai-Namco
+    `UpperArm_L` become `leftshldr` and `leftupperarm`, so one candidate table serves every rig."""
+    name = name.rsplit(":", 1)[-1].strip()
+    side = {"l": "left", "r": "right"}
+    if len(name) > 1 and name[0] in side and name[1].isupper():
+        name = side[name[0]] + name[1:]
+    elif len(name) > 2 and name[-2] == "_" and name[-1] in "LR":
+        name = side[name[-1].lower()] + name[:-2]
+    return name.lower()
 
 
 def _bvh_flip_pairs(keys: Sequence[str]) -> tuple[tuple[int, int], ...]:

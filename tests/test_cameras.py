@@ -99,3 +99,21 @@ def test_rotation_about_vertical_keeps_pelvis_and_bones():
     assert not np.allclose(out, pose)
     tilted = random_rotation_about_vertical(pose.astype(np.float32), np.random.default_rng(1), 20.0)
     assert tilted.dtype == np.float32
+
+
+def test_random_placement_moves_the_pelvis_and_keeps_the_pose():
+    """Distance and off-axis ray are as drawn; without roll the root-relative pose is unchanged."""
+    from posecli.data.cameras import random_placement
+    rng = np.random.default_rng(3)
+    pose = rng.normal(scale=0.3, size=(5, 17, 3)) + [0.0, 0.0, 5.0]
+    placed = random_placement(pose, np.random.default_rng(1), distance=(2.0, 3.0), off_axis_deg=20.0, roll_deg=0.0)
+    pivot = placed[:, 0].mean(axis=0)
+    assert 2.0 <= np.linalg.norm(pivot) <= 3.0
+    assert np.degrees(np.arccos(pivot[2] / np.linalg.norm(pivot))) <= 20.0 + 1e-9
+    np.testing.assert_allclose(placed - placed[:, :1], pose - pose[:, :1], atol=1e-12)
+    kept = random_placement(pose, rng, distance=(0.0, 0.0), off_axis_deg=0.0, roll_deg=0.0)
+    np.testing.assert_allclose(kept, pose, atol=1e-12)
+    rolled = random_placement(pose, rng, distance=(0.0, 0.0), off_axis_deg=0.0, roll_deg=30.0)
+    bones = np.linalg.norm(rolled[:, 1:] - rolled[:, :1], axis=-1)
+    np.testing.assert_allclose(bones, np.linalg.norm(pose[:, 1:] - pose[:, :1], axis=-1), atol=1e-12)
+    np.testing.assert_allclose(rolled[..., 2] - rolled[:, :1, 2], pose[..., 2] - pose[:, :1, 2], atol=1e-12)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -132,8 +134,8 @@ def test_mocap_split_selection_and_errors(tmp_path):
     assert sorted(r.subject for r in train.records) == ["w0", "w1"]
     assert all(len(r) == 5 for r in train.records)
     assert [r.subject for r in read_mocap([path], PrepareOptions(split="test", cameras=1)).records] == ["w2"]
-    with pytest.raises(PoseCliError, match="split must be train, test or all"):
-        read_mocap([path], PrepareOptions(split="val"))
+    with pytest.raises(PoseCliError, match="split must be train, val, test or all"):
+        read_mocap([path], PrepareOptions(split="dev"))
     with pytest.raises(PoseCliError, match="not a mocap file"):
         read_mocap([tmp_path / "pos.npz", _touch(tmp_path / "x.csv")], PrepareOptions())
 
@@ -158,3 +160,22 @@ def test_full_npz_frame_count(tmp_path):
     # 67,870 rows in 96 takes, each starting with a rest pose that is dropped.
     assert sum(len(r) for r in result.records) == (67_870 - 96) * 4
     assert not result.dropped
+
+
+def test_mocap_validation_takes_leave_train(tmp_path):
+    """The fixed validation takes (posecli.data.splits) move out of train; test stays as published."""
+    names = ["train__walk__walking_5", "train__walk__walking_6", "test__walk__walking_1"]
+    data = {k: np.random.default_rng(i).normal(size=(6, 38, 3)).astype(np.float32) + [0, 1, 0]
+            for i, k in enumerate(names)}
+    path = tmp_path / "pos.npz"
+    np.savez(path, **data)
+    subjects = {split: [r.subject for r in read_mocap([path], PrepareOptions(split=split, cameras=1)).records]
+                for split in ("train", "val", "test")}
+    assert subjects == {"train": ["walking_6"], "val": ["walking_5"], "test": ["walking_1"]}
+
+
+def test_bvh_split_of_cmu_dance_release():
+    from posecli.data.splits import bvh_split
+    assert bvh_split(Path("x/salsa/01.bvh")) == "test" and bvh_split(Path("x/salsa/16.bvh")) == "test"
+    assert bvh_split(Path("x/salsa/02.bvh")) == "val" and bvh_split(Path("x/indian/04.bvh")) == "train"
+    assert bvh_split(Path("x/walks/01.bvh")) == ""

@@ -187,3 +187,12 @@ def test_bad_configs_name_the_problem(tmp_path: Path, caches: tuple[str, str]) -
         build_dataloader({"sources": [{"path": str(tmp_path / "none.h5")}]}, 9, 2, seed=0)
     with pytest.raises(PoseCliError, match="needs 'path'"):
         build_dataloader({"sources": [{"weight": 1}]}, 9, 2, seed=0)
+
+
+def test_wide_camera_augment_options_are_checked():
+    from posecli.data.augment import check_augment
+    assert check_augment({"distance_min": 2, "distance_max": 9, "off_axis_deg": 25})["distance_max"] == 9.0
+    for bad in ({"off_axis_deg": 120}, {"roll_deg": float("nan")}, {"distance_min": 5, "distance_max": 3},
+                {"distance_min": 0.0, "distance_max": 3.0}):
+        with pytest.raises(PoseCliError):
+            check_augment(bad)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from posecli.data.cameras import project, random_rotation_about_vertical
+from posecli.data.cameras import project, random_placement, random_rotation_about_vertical
 from posecli.errors import PoseCliError
 from posecli.skeleton import H36M_FLIP_PAIRS, H36M_FLIP_PERM
 
@@ -22,6 +22,10 @@ AUGMENT_DEFAULTS: dict[str, float] = {
     "flip": 0.0,               # probability of a horizontal flip
     "virtual_camera": 0.0,     # probability of re-viewing 3D windows from a rotated camera
     "max_elevation_deg": 10.0,  # tilt range of that virtual camera
+    "distance_min": 0.0,       # metres from that camera to the pelvis, drawn from [min, max];
+    "distance_max": 0.0,       #   max 0 keeps the recorded distance
+    "off_axis_deg": 0.0,       # the person anywhere within this angle of the optical axis (0: keep)
+    "roll_deg": 0.0,           # camera roll about its optical axis, up to this angle
     "noise": 0.0,              # probability of applying the detector model below
     "jitter": 0.015,
     "swap": 0.01,
@@ -46,6 +50,12 @@ def check_augment(cfg: dict | None) -> dict[str, float]:
     for key in ("flip", "virtual_camera", "noise", "swap", "dropout", "outlier"):
         if not 0.0 <= out[key] <= 1.0:
             raise PoseCliError(f"augment option '{key}' is a probability, got {out[key]}")
+    for key in ("max_elevation_deg", "off_axis_deg", "roll_deg"):
+        if not 0.0 <= out[key] <= 90.0:
+            raise PoseCliError(f"augment option '{key}' is an angle in [0, 90] degrees, got {out[key]}")
+    if out["distance_max"] != 0.0 and not 0.5 <= out["distance_min"] <= out["distance_max"] <= 100.0:
+        raise PoseCliError("augment options distance_min/distance_max need 0.5 <= min <= max <= 100 metres, "
+                           f"got {out['distance_min']} and {out['distance_max']}")
     return out
 
 
@@ -60,10 +70,14 @@ def flip_window(kp2d: np.ndarray, conf: np.ndarray, kp3d: np.ndarray | None = No
 
 
 def virtual_view(kp3d: np.ndarray, conf: np.ndarray, intrinsics: np.ndarray, rng: np.random.Generator,
-                 max_elev_deg: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """Rotate a camera-frame 3D window about the vertical through its pelvis and re-project it with
-    the stored intrinsics: (3D [T,J,3], 2D pixels [T,J,2]), or None if a joint ends up behind the camera."""
+                 max_elev_deg: float, *, distance: tuple[float, float] = (0.0, 0.0), off_axis_deg: float = 0.0,
+                 roll_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray] | None:
+    """Rotate a camera-frame 3D window about the vertical through its pelvis, tilt it, optionally
+    re-place it (distance, off-axis direction, roll: `random_placement`) and re-project it with the
+    stored intrinsics: (3D [T,J,3], 2D pixels [T,J,2]), or None if a joint ends up behind the camera."""
     rotated = random_rotation_about_vertical(kp3d, rng, max_elev_deg)
+    if distance[1] > 0 or off_axis_deg > 0 or roll_deg > 0:
+        rotated = random_placement(rotated, rng, distance=distance, off_axis_deg=off_axis_deg, roll_deg=roll_deg)
     valid = conf > 0
     if (rotated[..., 2][valid] < MIN_DEPTH).any():
         return None

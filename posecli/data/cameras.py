@@ -143,6 +143,35 @@ def rotation_x(angle: float) -> np.ndarray:
     return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
 
 
+def rotation_z(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def random_placement(points_cam: np.ndarray, rng: np.random.Generator, *, distance: tuple[float, float],
+                     off_axis_deg: float, roll_deg: float) -> np.ndarray:
+    """Re-place a camera-frame pose [..., J, 3] as another camera would see it: rolled about the
+    optical axis by up to `roll_deg`, its mean pelvis moved to a distance drawn from `distance`
+    (metres; (0, 0) keeps it) along a ray up to `off_axis_deg` from the optical axis (0 keeps the
+    ray). Real footage is shot close and far, tilted, with the person anywhere in the frame; the
+    root-relative pose only rotates (roll), the perspective of its projection changes with the rest.
+    """
+    points_cam = np.asarray(points_cam)
+    pivot = points_cam[..., 0, :].reshape(-1, 3).mean(axis=0)
+    local = points_cam - pivot
+    if roll_deg > 0:
+        local = local @ rotation_z(np.deg2rad(rng.uniform(-roll_deg, roll_deg))).T
+    depth = float(np.linalg.norm(pivot))
+    if distance[1] > 0:
+        depth = rng.uniform(distance[0], distance[1])
+    ray = pivot / max(float(np.linalg.norm(pivot)), 1e-9)
+    if off_axis_deg > 0:
+        theta = np.deg2rad(off_axis_deg) * np.sqrt(rng.random())   # uniform over the disc of angles
+        phi = rng.uniform(0.0, 2 * np.pi)
+        ray = np.array([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)])
+    return (local + ray * depth).astype(points_cam.dtype, copy=False)
+
+
 def random_rotation_about_vertical(points_cam: np.ndarray, rng: np.random.Generator,
                                    max_elev_deg: float = 0.0) -> np.ndarray:
     """Rotate a camera-frame pose [..., J, 3] by a random yaw about the camera's vertical (y) axis

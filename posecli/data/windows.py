@@ -83,7 +83,9 @@ class WindowDataset(Dataset):
         aug = self.augment
         intrinsics = cache.intrinsics[seq]
         if kp3d is not None and not np.isnan(intrinsics).any() and rng.random() < aug["virtual_camera"]:
-            view = virtual_view(kp3d, conf, intrinsics, rng, aug["max_elevation_deg"])
+            view = virtual_view(kp3d, conf, intrinsics, rng, aug["max_elevation_deg"],
+                                distance=(aug["distance_min"], aug["distance_max"]),
+                                off_axis_deg=aug["off_axis_deg"], roll_deg=aug["roll_deg"])
             if view is not None:
                 kp3d, kp2d = view
         target2d, _, scale = normalize_window(kp2d, conf)

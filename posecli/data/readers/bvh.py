@@ -4,8 +4,11 @@ BVH stores a joint tree (offsets in file units) and, per frame, the channels of 
 joint lists its own rotation order: CMU's 3ds-Max release mixes `Zrotation Yrotation Xrotation` and
 `Zrotation Xrotation Yrotation` in one file, so the order is honoured per joint. Channels compose
 in the listed order on column vectors (R = R_first @ R_second @ R_third, angles in degrees), a
-joint's local translation is its OFFSET plus any position channels, and end sites become points
-named `<parent>_end` (the head's end site is the head top).
+joint's local translation is its OFFSET, except along the axes it has position channels for: there
+the channel value is the translation (as Blender's importer reads them). Rigs exported with 6
+channels on every joint (Bandai-Namco's) store the bone vector in those channels, so adding them to
+OFFSET would double every bone. End sites become points named `<parent>_end` (the head's end site
+is the head top).
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def forward_kinematics(motion: BvhMotion) -> np.ndarray:
         for k, channel in enumerate(joint.channels):
             values = motion.frames[:, joint.channel_start + k]
             if channel in _POS:
-                local_t[:, _POS.index(channel)] += values
+                local_t[:, _POS.index(channel)] = values
             else:
                 local_r = local_r @ _axis_rotations(_ROT.index(channel), values)
         if joint.parent < 0:

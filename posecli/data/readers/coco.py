@@ -23,6 +23,7 @@ import numpy as np
 from pycocotools.coco import COCO
 
 from posecli.data.readers._files import load_json, require_finite
+from posecli.data.readers.coco_npz import is_coco_npz, read_coco_npz
 from posecli.data.records import PrepareOptions, ReaderResult, SequenceRecord
 from posecli.errors import PoseCliError
 from posecli.skeleton import Layout, convert_to_h36m, get_layout
@@ -58,6 +59,12 @@ POSETRACK18 = Family("posetrack18", ("posetrack18",), tracks=True)
 
 
 def read_coco(inputs: list[Path], options: PrepareOptions) -> ReaderResult:
+    """Official COCO JSON (annotations or results), or COCO's keypoints as one npz (coco_npz)."""
+    npz = [p for p in inputs if is_coco_npz(p)]
+    if npz:
+        if len(inputs) > 1:
+            raise PoseCliError("give the COCO keypoints npz on its own (it holds train2017 and val2017)", npz[0])
+        return read_coco_npz(npz[0], options)
     return read_family(inputs, options, COCO_FAMILY)
 
 

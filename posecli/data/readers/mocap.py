@@ -7,7 +7,10 @@ sequence gets the same views whatever else is prepared with it). Every (sequence
 one SequenceRecord with 3D in that camera's frame and its pinhole projection as 2D.
 
 Splits follow Li et al. 2018: the npz key prefix (`train__...`) or the `train`/`test` folder of a
-txt file. BVH files carry no split and are kept whatever the split.
+txt file, with one take per training action moved to a validation split (`--split val`,
+posecli.data.splits). The CMU dance BVH release (salsa/martial/indian folders) has the fixed
+train/val/test files of posecli.data.splits; other BVH files carry no split and are kept whatever
+the split.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from posecli.data.cameras import project, random_virtual_cameras, world_to_camer
 from posecli.data.readers.bvh import read_bvh
 from posecli.data.readers.expmap import ExpmapSkeleton, find_skeleton, load_skeleton, read_expmap_file
 from posecli.data.records import PrepareOptions, ReaderResult, SequenceRecord
+from posecli.data.splits import bvh_split, li2018_split
 from posecli.errors import PoseCliError
 from posecli.skeleton import Layout, bvh_layout, convert_to_h36m, get_layout
 
@@ -39,7 +43,7 @@ _SUFFIXES = (".npz", ".txt", ".txt.gz", ".bvh", ".json")
 class WorldSequence:
     """One mocap take in its own Y-up world frame, metres."""
 
-    split: str                  # train / test / "" (unknown)
+    split: str                  # train / val / test / "" (unknown)
     action: str
     name: str
     positions: np.ndarray       # float [T, K, 3]
@@ -84,7 +88,8 @@ def _npz_sequences(path: Path) -> list[WorldSequence]:
                 arr = data[key]
                 if arr.ndim != 3 or arr.shape[1:] != (layout.num_joints, 3):
                     raise PoseCliError(f"'{key}' has shape {arr.shape}, expected [T, {layout.num_joints}, 3]", path)
-                out.append(WorldSequence(parts[0], parts[1], parts[2], arr[1:], CMU_FPS, layout, path))
+                out.append(WorldSequence(li2018_split(parts[0], parts[2]), parts[1], parts[2], arr[1:], CMU_FPS,
+                                         layout, path))
     except (OSError, ValueError) as exc:
         raise PoseCliError(f"cannot read positions npz ({exc})", path) from None
     return out
@@ -95,7 +100,8 @@ def _txt_sequence(path: Path, skeleton: ExpmapSkeleton) -> WorldSequence:
     split = next((s for s in parents if s in ("train", "test")), "")
     name = path.name.removesuffix(".gz").removesuffix(".txt")
     positions = read_expmap_file(path, skeleton)
-    return WorldSequence(split, path.parent.name, name, positions, CMU_FPS, get_layout(CMU_LAYOUT), path)
+    return WorldSequence(li2018_split(split, name), path.parent.name, name, positions, CMU_FPS,
+                         get_layout(CMU_LAYOUT), path)
 
 
 def bvh_unit(positions: np.ndarray) -> tuple[str, float]:
@@ -114,7 +120,8 @@ def _bvh_sequence(path: Path, units: float | None, notes: list[str]) -> WorldSeq
     fps = motion.fps
     fps = float(round(fps)) if abs(fps - round(fps)) < 0.01 else fps
     layout = bvh_layout(motion.names, [j.parent for j in motion.joints], source=path)
-    return WorldSequence("", path.parent.name, path.name.removesuffix(".bvh"), positions * units, fps, layout, path)
+    return WorldSequence(bvh_split(path), path.parent.name, path.name.removesuffix(".bvh"), positions * units, fps,
+                         layout, path)
 
 
 def load_world_sequences(files: list[Path], units: float | None = None,
@@ -188,8 +195,8 @@ def film(world: np.ndarray, confidence: np.ndarray, n_cameras: int, rng: np.rand
 
 
 def _select(sequences: list[WorldSequence], options: PrepareOptions) -> list[WorldSequence]:
-    if options.split not in ("train", "test", "all"):
-        raise PoseCliError(f"mocap split must be train, test or all, got '{options.split}'")
+    if options.split not in ("train", "val", "test", "all"):
+        raise PoseCliError(f"mocap split must be train, val, test or all, got '{options.split}'")
     keep = [s for s in sequences if options.split == "all" or s.split in ("", options.split)]
     if options.subjects:
         wanted = set(options.subjects)
