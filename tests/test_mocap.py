@@ -179,3 +179,61 @@ def test_bvh_split_of_cmu_dance_release():
     assert bvh_split(Path("x/salsa/01.bvh")) == "test" and bvh_split(Path("x/salsa/16.bvh")) == "test"
     assert bvh_split(Path("x/salsa/02.bvh")) == "val" and bvh_split(Path("x/indian/04.bvh")) == "train"
     assert bvh_split(Path("x/walks/01.bvh")) == ""
+
+
+SIX_CHANNEL_BVH = """HIERARCHY
+ROOT Hips
+{
+  OFFSET 0 0 0
+  CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation
+  JOINT Spine
+  {
+    OFFSET 0 10 0
+    CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation
+    End Site
+    {
+      OFFSET 0 5 0
+    }
+  }
+}
+MOTION
+Frames: 1
+Frame Time: 0.0333333
+1 2 3 0 0 0 0 10 0 0 0 0
+"""
+
+
+def test_bvh_position_channels_replace_the_offset(tmp_path):
+    """Rigs with 6 channels on every joint (Bandai-Namco) store the bone in the position channels:
+    the Spine sits 10 units above the root, not 20."""
+    path = tmp_path / "six.bvh"
+    path.write_text(SIX_CHANNEL_BVH)
+    pos = read_bvh(path).positions()
+    np.testing.assert_allclose(pos[0], [[1, 2, 3], [1, 12, 3], [1, 17, 3]], atol=1e-12)
+
+
+def test_bvh_layout_knows_daz_and_bandai_names():
+    from posecli.skeleton import bvh_layout
+    daz = ["hip", "abdomen", "chest", "neck", "head", "rCollar", "rShldr", "rForeArm", "rHand", "lCollar", "lShldr",
+           "lForeArm", "lHand", "rButtock", "rThigh", "rShin", "rFoot", "lButtock", "lThigh", "lShin", "lFoot"]
+    layout = bvh_layout(daz)
+    picked = [daz[layout.to_h36m[j][0][0]] for j in (1, 2, 3, 11, 12, 13)]
+    assert picked == ["rThigh", "rShin", "rFoot", "lShldr", "lForeArm", "lHand"]
+    bandai = ["joint_Root", "Hips", "Spine", "Chest", "Neck", "Head", "Shoulder_L", "UpperArm_L", "LowerArm_L",
+              "Hand_L", "Shoulder_R", "UpperArm_R", "LowerArm_R", "Hand_R", "UpperLeg_L", "LowerLeg_L", "Foot_L",
+              "Toes_L", "UpperLeg_R", "LowerLeg_R", "Foot_R", "Toes_R"]
+    layout = bvh_layout(bandai)
+    picked = [bandai[layout.to_h36m[j][0][0]] for j in (4, 5, 6, 14, 15, 16)]
+    assert picked == ["UpperLeg_L", "LowerLeg_L", "Foot_L", "UpperArm_R", "LowerArm_R", "Hand_R"]
+
+
+def test_cmu_dance_release_splits_and_scale():
+    """The cgspeed Daz rig reads in centimetres with CMU-like bone lengths; hold-out files stay out of train."""
+    folder = shared_file("mocap/cmu_bvh_dance_martial/martial")
+    result = read_mocap([folder], PrepareOptions(split="test", cameras=1, fps=50))
+    assert sorted({r.subject for r in result.records}) == ["10"]
+    kp = result.records[0].keypoints3d
+    shin = np.linalg.norm(kp[:, 2] - kp[:, 3], axis=-1)
+    assert 0.40 < shin.mean() < 0.50 and shin.std() < 1e-3
+    train = read_mocap([folder], PrepareOptions(split="train", cameras=1, fps=50))
+    assert "10" not in {r.subject for r in train.records} and "09" not in {r.subject for r in train.records}

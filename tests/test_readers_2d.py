@@ -293,3 +293,50 @@ def test_real_posetrack_folder_matches_combined_file(tmp_path):
         assert key(ra) == key(rb)
         np.testing.assert_array_equal(ra.keypoints2d, rb.keypoints2d)
     assert len(a.sources) == 3
+
+
+def _coco_npz(path: Path) -> Path:
+    """Three persons: two of train2017 (one without labels), one of val2017."""
+    kp = np.zeros((3, 17, 3), np.float32)
+    kp[0, :, :2] = np.arange(34, dtype=np.float32).reshape(17, 2) + 10
+    kp[0, :, 2] = 2
+    kp[2, 5:7] = [[100, 50, 2], [140, 52, 1]]
+    np.savez(path, split=np.array([0, 0, 1], np.int8), image_id=np.array([9, 9, 397133]),
+             image_wh=np.array([[640, 480], [640, 480], [600, 400]], np.int16), keypoints=kp)
+    return path
+
+
+def test_coco_npz_layout_keeps_splits_apart(tmp_path):
+    path = _coco_npz(tmp_path / "coco.npz")
+    train = read_coco([path], PrepareOptions(split="train"))
+    assert [r.subject for r in train.records] == ["000000000009.jpg"]
+    assert train.dropped["no labelled keypoints"] == 1
+    rec = train.records[0]
+    assert rec.image_size == (640.0, 480.0)
+    np.testing.assert_allclose(rec.keypoints2d[0, 11], [20, 21])     # COCO l_shoulder (5) -> H36M 11
+    np.testing.assert_allclose(rec.keypoints2d[0, 0], [(32 + 34) / 2, (33 + 35) / 2])   # pelvis = mid-hips
+    val = read_coco([path], PrepareOptions(split="val"))
+    assert [r.subject for r in val.records] == ["000000397133.jpg"]
+    np.testing.assert_allclose(val.records[0].keypoints2d[0, 8], [120, 51])        # thorax = mid-shoulders
+    assert len(read_coco([path], PrepareOptions(split="all")).records) == 2
+
+
+def test_coco_npz_bad_files_are_named(tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, split=np.zeros(2, np.int8), keypoints=np.zeros((2, 17, 3)))
+    with pytest.raises(PoseCliError, match="missing image_id, image_wh") as err:
+        read_coco([bad], PrepareOptions(split="train"))
+    assert err.value.path == bad
+    shapes = tmp_path / "shapes.npz"
+    np.savez(shapes, split=np.zeros(2, np.int8), image_id=np.zeros(2), image_wh=np.zeros((2, 2)),
+             keypoints=np.zeros((2, 16, 3)))
+    with pytest.raises(PoseCliError, match="arrays disagree"):
+        read_coco([shapes], PrepareOptions(split="train"))
+    with pytest.raises(PoseCliError, match="split must be one of"):
+        read_coco([_coco_npz(tmp_path / "c.npz")], PrepareOptions(split="dev"))
+
+
+def test_coco_full_npz_counts():
+    path = shared_file("coco/coco2017_full/coco2017_person_keypoints_px.npz")
+    val = read_coco([path], PrepareOptions(split="val"))
+    assert len(val.records) == 6352

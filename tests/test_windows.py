@@ -196,3 +196,23 @@ def test_wide_camera_augment_options_are_checked():
                 {"distance_min": 0.0, "distance_max": 3.0}):
         with pytest.raises(PoseCliError):
             check_augment(bad)
+
+
+def test_detector_face_inputs_put_the_nose_in_front_of_the_neck():
+    """A person facing the camera (left = image right, up = -y): the nose sits 10 cm closer and
+    1 cm higher than the neck joint, the eyes 8.5 cm closer and 4 cm higher; 3D is untouched."""
+    from posecli.data.augment import detector_face_inputs
+    kp3d = np.zeros((1, 17, 3)) + [0.0, 0.3, 5.0]
+    kp3d[0, 8] = [0.0, 0.1, 5.0]
+    kp3d[0, 9] = [0.0, 0.0, 5.0]
+    kp3d[0, 10] = [0.0, -0.092, 5.0]
+    kp3d[0, 11], kp3d[0, 14] = [0.2, 0.1, 5.0], [-0.2, 0.1, 5.0]
+    conf = np.ones((1, 17), np.float32)
+    intrinsics = np.array([1000.0, 1000.0, 500.0, 500.0])
+    kp2d = project(kp3d, intrinsics).astype(np.float32)
+    out = detector_face_inputs(kp3d, conf, kp2d, intrinsics)
+    np.testing.assert_allclose(out[0, 9], [500.0, 500.0 - 1000.0 * 0.01 / 4.9], atol=1e-3)
+    np.testing.assert_allclose(out[0, 10], [500.0, 500.0 - 1000.0 * 0.04 / 4.915], atol=1e-3)
+    np.testing.assert_array_equal(np.delete(out, [9, 10], axis=1), np.delete(kp2d, [9, 10], axis=1))
+    conf[0, 11] = 0.0                                          # no shoulders: no face frame
+    np.testing.assert_array_equal(detector_face_inputs(kp3d, conf, kp2d, intrinsics), kp2d)

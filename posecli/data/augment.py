@@ -26,6 +26,7 @@ AUGMENT_DEFAULTS: dict[str, float] = {
     "distance_max": 0.0,       #   max 0 keeps the recorded distance
     "off_axis_deg": 0.0,       # the person anywhere within this angle of the optical axis (0: keep)
     "roll_deg": 0.0,           # camera roll about its optical axis, up to this angle
+    "face_landmarks": 0.0,     # probability of giving 3D windows detector-style face inputs (nose, eyes)
     "noise": 0.0,              # probability of applying the detector model below
     "jitter": 0.015,
     "swap": 0.01,
@@ -47,7 +48,7 @@ def check_augment(cfg: dict | None) -> dict[str, float]:
         if key not in AUGMENT_DEFAULTS:
             raise PoseCliError(f"unknown augment option '{key}' (known: {', '.join(AUGMENT_DEFAULTS)})")
         out[key] = float(value)
-    for key in ("flip", "virtual_camera", "noise", "swap", "dropout", "outlier"):
+    for key in ("flip", "virtual_camera", "noise", "swap", "dropout", "outlier", "face_landmarks"):
         if not 0.0 <= out[key] <= 1.0:
             raise PoseCliError(f"augment option '{key}' is a probability, got {out[key]}")
     for key in ("max_elevation_deg", "off_axis_deg", "roll_deg"):
@@ -85,6 +86,40 @@ def virtual_view(kp3d: np.ndarray, conf: np.ndarray, intrinsics: np.ndarray, rng
         kp2d = project(rotated, intrinsics)
     kp2d = np.where(valid[..., None], kp2d, 0.0).astype(np.float32)
     return rotated.astype(np.float32), kp2d
+
+
+# Where a 2D detector's face landmarks sit relative to mocap's upper-neck joint (H36M joint 9), in
+# metres along the head's up axis and the facing direction: the nose about 1 cm up and 10 cm forward,
+# the eyes' midpoint 4 cm up and 8.5 cm forward (adult head anthropometry). COCO, BlazePose and most
+# detectors fill H36M's "neck/nose" slot with the nose and "head" with a face point, not with the
+# neck and head-top joint centres that mocap gives.
+NOSE_OFFSET_M = (0.01, 0.10)
+EYES_OFFSET_M = (0.04, 0.085)
+_FACE_JOINTS = (8, 9, 10, 11, 14)   # thorax, neck, head top, shoulders: what the face frame needs
+
+
+def detector_face_inputs(kp3d: np.ndarray, conf: np.ndarray, kp2d: np.ndarray,
+                         intrinsics: np.ndarray) -> np.ndarray:
+    """2D [T,J,2] with joints 9 and 10 replaced by the projected nose and eyes' midpoint of the 3D
+    window, so mocap training inputs use the definitions detectors give at inference (3D targets
+    keep mocap's). Frames without the joints the face frame needs keep their 2D."""
+    needed = (conf[:, _FACE_JOINTS] > 0).all(axis=1)
+    if not needed.any():
+        return kp2d
+    neck, top = kp3d[:, 9].astype(np.float64), kp3d[:, 10].astype(np.float64)
+    up = top - neck
+    left = kp3d[:, 11].astype(np.float64) - kp3d[:, 14]
+    forward = np.cross(left, up)
+    up /= np.maximum(np.linalg.norm(up, axis=-1, keepdims=True), 1e-9)
+    forward /= np.maximum(np.linalg.norm(forward, axis=-1, keepdims=True), 1e-9)
+    face = np.stack([neck + NOSE_OFFSET_M[0] * up + NOSE_OFFSET_M[1] * forward,
+                     neck + EYES_OFFSET_M[0] * up + EYES_OFFSET_M[1] * forward], axis=1)     # [T, 2, 3]
+    out = kp2d.copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        projected = project(face, intrinsics)
+    ok = needed & (face[..., 2] > MIN_DEPTH).all(axis=1)
+    out[ok, 9:11] = projected[ok]
+    return out.astype(kp2d.dtype, copy=False)
 
 
 def detector_noise(kp2d: np.ndarray, conf: np.ndarray, rng: np.random.Generator, *, jitter: float,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from posecli.data.augment import check_augment, detector_noise, flip_window, virtual_view
+from posecli.data.augment import check_augment, detector_face_inputs, detector_noise, flip_window, virtual_view
 from posecli.data.cache import PoseCache, open_cache
 from posecli.data.normalize import normalize_window
 from posecli.errors import PoseCliError
@@ -88,6 +88,8 @@ class WindowDataset(Dataset):
                                 off_axis_deg=aug["off_axis_deg"], roll_deg=aug["roll_deg"])
             if view is not None:
                 kp3d, kp2d = view
+        if kp3d is not None and not np.isnan(intrinsics).any() and rng.random() < aug["face_landmarks"]:
+            kp2d = detector_face_inputs(kp3d, conf, kp2d, intrinsics)
         target2d, _, scale = normalize_window(kp2d, conf)
         target3d = np.zeros((*conf.shape, 3), np.float32) if kp3d is None else kp3d - kp3d[:, :1]
         target3d = np.where(conf[..., None] > 0, target3d, 0.0).astype(np.float32)
