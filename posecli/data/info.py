@@ -6,7 +6,6 @@ Also draws a grid of sample poses so a wrong joint order or unit is visible at a
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from rich.table import Table
 from posecli.data.cache import PoseCache, open_cache
 from posecli.atomic import atomic_output
 from posecli.errors import PoseCliError
+from posecli.output_path import check_output_file
 from posecli.skeleton import H36M_BONES, H36M_JOINTS, JointStatus
 
 PLOT_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
@@ -144,8 +144,7 @@ def plot_samples(cache_path: str | Path, out: str | Path, *, count: int = 16, se
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise PoseCliError("plot folder does not exist", parent)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PoseCliError("plot folder is not writable", parent)
+    check_output_file(out, create_parents=False)
     import matplotlib
 
     matplotlib.use("Agg")

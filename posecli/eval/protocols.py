@@ -24,6 +24,7 @@ import numpy as np
 from posecli.data.augment import AUGMENT_DEFAULTS, detector_noise
 from posecli.data.cache import PoseCache, open_cache
 from posecli.errors import PoseCliError
+from posecli.options import check_range
 from posecli.eval import metrics as M
 from posecli.skeleton import H36M_JOINTS, NUM_JOINTS, JointStatus
 
@@ -45,6 +46,8 @@ DEFAULT_IMAGE_3D = ("snm", "p1", "p2", "n", "pck", "pck2d", "pckh")
 H36M_TEST_SUBJECTS = ("S9", "S11")
 H36M_ACTION_ALIASES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
 PREDICTION_SKELETON = "h36m17"
+MAX_BATCH = 65_536                 # windows per forward pass
+MAX_INPUT_NOISE = 10.0             # x the training detector model
 # Predictions up to this size are scored exactly in float64 (squares of millimetres stay finite).
 MAX_PREDICTION_M = 1e100
 
@@ -129,8 +132,7 @@ def noisy_input(kp2d: np.ndarray, conf: np.ndarray, level: float, rng: np.random
     clean input, 1 the default detector model, 2 twice its jitter and failure rates. The jitter is
     relative to each frame's person size, so pixels work as well as normalised coordinates.
     """
-    if level < 0:
-        raise PoseCliError(f"input noise level must be >= 0, got {level}")
+    check_range("input noise level", level, 0, MAX_INPUT_NOISE)
     if level == 0:
         return kp2d, conf
     rates = {k: min(1.0, float(AUGMENT_DEFAULTS[k]) * level) for k in ("swap", "dropout", "outlier")}
@@ -408,6 +410,11 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, protocols: 
     `progress(frames_done, frames_total)` reports progress."""
     from posecli.predict_image import checkpoint_family
 
+    check_range("--batch-size", batch_size, 1, MAX_BATCH, integer=True)
+    check_range("--input-noise", input_noise, 0, MAX_INPUT_NOISE)
+    check_range("--every", every, 1, integer=True)
+    if stride is not None:
+        check_range("--stride", stride, 1, integer=True)
     if checkpoint_family(checkpoint) == "image":
         if input_noise:
             raise PoseCliError("--input-noise corrupts a lifter's 2D input; an image model reads pixels",
