@@ -136,15 +136,21 @@ def joints_table(joint_status: np.ndarray, missing_rate: np.ndarray) -> Table:
     return table
 
 
-def plot_samples(cache_path: str | Path, out: str | Path, *, count: int = 16, seed: int = 0) -> Path:
-    """Draw `count` random sequences' middle frames (H36M bones, image y down) into `out`, atomically."""
+def check_plot_output(out: str | Path) -> Path:
+    """Refuse, before any work, a --plot path that is not an image file name in a writable folder."""
     out = Path(out)
-    if out.suffix.lower() not in PLOT_FORMATS:
-        raise PoseCliError(f"plot must be one of {', '.join(PLOT_FORMATS)}", out)
     parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
+    if not out.is_dir() and not parent.is_dir():
         raise PoseCliError("plot folder does not exist", parent)
     check_output_file(out, create_parents=False)
+    if out.suffix.lower() not in PLOT_FORMATS:
+        raise PoseCliError(f"plot must be one of {', '.join(PLOT_FORMATS)}", out)
+    return out
+
+
+def plot_samples(cache_path: str | Path, out: str | Path, *, count: int = 16, seed: int = 0) -> Path:
+    """Draw `count` random sequences' middle frames (H36M bones, image y down) into `out`, atomically."""
+    out = check_plot_output(out)
     import matplotlib
 
     matplotlib.use("Agg")
