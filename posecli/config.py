@@ -84,7 +84,9 @@ DEFAULTS: dict[str, Any] = {
 # float must also be finite. Checked for each preset layer and override (posecli.options).
 RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "model.window": (1, 100_000, False), "model.dropout": (0, 1, False),
-    "model.beta": (0, None, True), "model.width": (0, None, True),
+    "model.beta": (0, None, True), "model.width": (0, 16, True), "model.dim": (1, 8192, False),
+    "model.depth": (1, 256, False), "model.heads": (1, 256, False), "model.mlp_ratio": (0, 64, True),
+    "model.channels": (1, 8192, False), "model.input_size": (32, 2048, False),
     "data.window": (1, 100_000, False), "data.epoch_length": (1, None, False),
     "data.val_sequences": (0, None, False), "data.fraction": (0, 1, True), "data.fraction_seed": (0, None, False),
     "data.num_workers": (0, 256, False), "data.sigma": (0, 1000, True), "data.augment.": (0, None, False),
@@ -114,8 +116,8 @@ def _check_value(dotted: str, value: Any, default: Any, source: str) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise PoseCliError(f"{name} must be a finite number, got {value!r}", source)
     rng = _range_of(dotted)
-    if rng is not None and value is not None and isinstance(default, (int, float, type(None))) \
-            and not isinstance(default, bool) and not isinstance(value, (str, bool)):
+    numeric = isinstance(default, (int, float, type(None))) and not isinstance(default, bool)
+    if rng is not None and value is not None and numeric and not (default is None and isinstance(value, list)):
         lo, hi, lo_open = rng
         check_range(name, value, lo, hi, lo_open=lo_open, integer=isinstance(default, int), source=source)
     if dotted in LIST_RANGES and isinstance(value, list):

@@ -28,8 +28,8 @@ from posecli.cli import main
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 SEED = int(os.environ.get("POSECLI_FUZZ_SEED", "0"))
-CASES = int(os.environ.get("POSECLI_FUZZ_CASES", "160"))     # damaged caches; each runs `info` and `eval`
-FINETUNE_EVERY = 8                                          # and every 8th also a 1-step fine-tuning
+CASES = int(os.environ.get("POSECLI_FUZZ_CASES", "120"))     # damaged caches; each runs `info` and `eval`
+FINETUNE_EVERY = 12                                         # and every 12th also a 1-step fine-tuning
 MEMORY_HEADROOM = 1 << 30                                   # bytes of address space a command may add
 SECONDS_PER_COMMAND = 60.0                                  # generous: CI machines are shared
 
