@@ -75,13 +75,15 @@ def window_plan(num_frames: int, window: int, receptive_field: int = 1,
     stride + receptive_field - 1 inputs centred on them; chunks tile the sequence, uniform weights
     where the last one overlaps.
     """
+    if stride is not None and int(stride) < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
     receptive_field = max(int(receptive_field), 1)
     if stride is not None:
         # a transformer window every more than `window` frames would leave frames unpredicted; a
         # convolutional chunk of more outputs than MAX_CHUNK_OUTPUTS only costs memory
         limit = int(window) if receptive_field == 1 else MAX_CHUNK_OUTPUTS
-        check_range(f"--stride ({'window' if receptive_field == 1 else 'outputs per chunk'})", stride, 1, limit,
-                    integer=True)
+        check_range(f"--stride (frames between {window}-frame windows)" if receptive_field == 1
+                    else "--stride (outputs per chunk)", stride, 1, limit, integer=True)
     if receptive_field > 1:
         out_len = int(stride) if stride is not None else receptive_field
         in_len, pad, step = out_len + receptive_field - 1, (receptive_field - 1) // 2, out_len
