@@ -12,6 +12,7 @@ dict of YAML types that checkpoints store verbatim.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from posecli.data.crops import AUGMENT_DEFAULTS as IMAGE_AUGMENT_DEFAULTS
 from posecli.engine.image_objectives import DEFAULTS as IMAGE_OBJECTIVE_DEFAULTS
 from posecli.engine.objectives import DEFAULTS as OBJECTIVE_DEFAULTS
 from posecli.errors import PoseCliError
+from posecli.options import check_range
 
 # Every known key with its default; the type of the default is the type a value must have
 # (a float default accepts ints, a None default accepts any scalar, e.g. an optional path).
@@ -77,6 +79,54 @@ DEFAULTS: dict[str, Any] = {
         "init_from": None,         # checkpoint to initialise matching tensors from (fine-tuning)
     },
 }
+
+# Ranges of numeric keys: dotted key (or section prefix ending in '.') -> (lo, hi, lo_open); every
+# float must also be finite. Checked for each preset layer and override (posecli.options).
+RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "model.window": (1, 100_000, False), "model.dropout": (0, 1, False),
+    "model.beta": (0, None, True), "model.width": (0, 16, True), "model.dim": (1, 8192, False),
+    "model.depth": (1, 256, False), "model.heads": (1, 256, False), "model.mlp_ratio": (0, 64, True),
+    "model.channels": (1, 8192, False), "model.input_size": (32, 2048, False),
+    "data.window": (1, 100_000, False), "data.epoch_length": (1, None, False),
+    "data.val_sequences": (0, None, False), "data.fraction": (0, 1, True), "data.fraction_seed": (0, None, False),
+    "data.num_workers": (0, 256, False), "data.sigma": (0, 1000, True), "data.augment.": (0, None, False),
+    "objective.": (0, None, False),
+    "train.seed": (0, 2**63 - 1, False), "train.steps": (1, 10**9, False), "train.batch_size": (1, 65_536, False),
+    "train.accumulate": (1, 4096, False), "train.lr": (0, 10, True), "train.min_lr_ratio": (0, 1, False),
+    "train.warmup_steps": (0, None, False), "train.gamma": (0, None, True), "train.weight_decay": (0, None, False),
+    "train.grad_clip": (0, None, False), "train.log_every": (1, None, False), "train.val_every": (1, None, False),
+    "train.ckpt_every": (1, None, False),
+}
+LIST_RANGES: dict[str, tuple[int | None, float | None, float | None, bool]] = {
+    # dotted key -> (length or None, lo, hi, integer) of each item
+    "train.betas": (2, 0, 0.999999, False), "train.milestones": (None, 1, None, True),
+}
+
+
+def _range_of(dotted: str) -> tuple[float | None, float | None, bool] | None:
+    if dotted in RANGES:
+        return RANGES[dotted]
+    prefix = next((p for p in RANGES if p.endswith(".") and dotted.startswith(p)), None)
+    return RANGES[prefix] if prefix else None
+
+
+def _check_value(dotted: str, value: Any, default: Any, source: str) -> None:
+    """Finite floats everywhere; the schema's ranges where it has one."""
+    name = f"key '{dotted}'"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PoseCliError(f"{name} must be a finite number, got {value!r}", source)
+    rng = _range_of(dotted)
+    numeric = isinstance(default, (int, float, type(None))) and not isinstance(default, bool)
+    if rng is not None and value is not None and numeric and not (default is None and isinstance(value, list)):
+        lo, hi, lo_open = rng
+        check_range(name, value, lo, hi, lo_open=lo_open, integer=isinstance(default, int), source=source)
+    if dotted in LIST_RANGES and isinstance(value, list):
+        length, lo, hi, integer = LIST_RANGES[dotted]
+        if length is not None and len(value) != length:
+            raise PoseCliError(f"{name} must be a list of {length} numbers, got {value!r}", source)
+        for item in value:
+            check_range(f"{name} item", item, lo, hi, integer=integer, source=source)
+
 
 def _image_defaults() -> dict[str, Any]:
     """The image family's schema: DEFAULTS with its own objective, augmentation and one-crop windows."""
@@ -171,6 +221,8 @@ def _sources(value: Any, source: str) -> list[dict[str, Any]]:
             if k not in SOURCE_DEFAULTS:
                 raise PoseCliError(f"unknown key 'data.sources[{i}].{k}'", source)
             entry[k] = _coerce(f"data.sources[{i}].{k}", v, SOURCE_DEFAULTS[k], source)
+            if k == "weight":
+                check_range(f"key 'data.sources[{i}].weight'", entry[k], 0, None, source=source)
         if not entry["path"]:
             raise PoseCliError(f"key 'data.sources[{i}]' has no path", source)
         out.append(entry)
@@ -194,6 +246,7 @@ def validate(layer: Mapping[str, Any], source: str, schema: Mapping[str, Any] = 
             out[key] = validate(value, source, default, dotted + ".")
         else:
             out[key] = _coerce(dotted, value, default, source)
+            _check_value(dotted, out[key], default, source)
     return out
 
 

@@ -29,6 +29,7 @@ import torch
 
 from posecli.data.normalize import normalize_window
 from posecli.device import select_device
+from posecli.options import check_range
 from posecli.skeleton import H36M_FLIP_PERM, NUM_JOINTS
 
 
@@ -48,6 +49,8 @@ def unflip_pose3d(pose: torch.Tensor) -> torch.Tensor:
     out[..., 0] = -out[..., 0]
     return out
 
+
+MAX_CHUNK_OUTPUTS = 16_384      # convolutional lifters: outputs per chunk (--stride) at most
 
 @dataclass(frozen=True)
 class WindowPlan:
@@ -75,6 +78,12 @@ def window_plan(num_frames: int, window: int, receptive_field: int = 1,
     if stride is not None and int(stride) < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     receptive_field = max(int(receptive_field), 1)
+    if stride is not None:
+        # a transformer window every more than `window` frames would leave frames unpredicted; a
+        # convolutional chunk of more outputs than MAX_CHUNK_OUTPUTS only costs memory
+        limit = int(window) if receptive_field == 1 else MAX_CHUNK_OUTPUTS
+        check_range(f"--stride (frames between {window}-frame windows)" if receptive_field == 1
+                    else "--stride (outputs per chunk)", stride, 1, limit, integer=True)
     if receptive_field > 1:
         out_len = int(stride) if stride is not None else receptive_field
         in_len, pad, step = out_len + receptive_field - 1, (receptive_field - 1) // 2, out_len

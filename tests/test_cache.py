@@ -121,3 +121,41 @@ def test_not_a_cache(tmp_path):
         open_cache(tmp_path / "other.h5")
     with pytest.raises(PoseCliError, match="not found"):
         open_cache(tmp_path / "missing.h5")
+
+
+def _damaged(tmp_path, edit) -> "Path":
+    path = write_cache(tmp_path / "d.h5", _result(_records((3, 5))), split="test")
+    with h5py.File(path, "a") as f:
+        edit(f)
+    return path
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda f: f.__delitem__("camera"), r"the 'camera' dataset is missing"),
+    (lambda f: f.attrs.__delitem__("joint_status"), r"the 'joint_status' attribute is missing"),
+    (lambda f: f.attrs.__setitem__("schema_version", "two"), r"schema_version must be an integer, got 'two'"),
+    (lambda f: (f.__delitem__("fps"), f.create_group("fps")), r"'fps' is a group where a dataset belongs"),
+    (lambda f: (f.__delitem__("confidence"), f.create_dataset("confidence", data=np.ones((8, 16)))),
+     r"'confidence' has 16 joints, expected 17"),
+    (lambda f: (f.__delitem__("subject"), f.create_dataset("subject", data=[b"S0"])),
+     r"'subject' has 1 rows but there are 2 sequences"),
+    (lambda f: (f.__delitem__("seq_length"), f.create_dataset("seq_length", data=[3, -5])),
+     r"seq_length\[1\] is -5"),
+    (lambda f: (f.__delitem__("seq_start"), f.create_dataset("seq_start", data=[0, 10 ** 12])),
+     r"sequence 1 \(seq_start 1000000000000, seq_length 5\) ends past the 8 frames"),
+    (lambda f: (f.__delitem__("keypoints3d"), f.create_dataset("keypoints3d", shape=(2 ** 36, 17, 3),
+                                                                dtype=np.float32, chunks=(512, 17, 3))),
+     r"'keypoints3d' declares shape \(68719476736, 17, 3\) but the file stores only 0 bytes"),
+    (lambda f: f["keypoints2d"].__setitem__((6, 2, 0), np.nan), r"'keypoints2d' has NaN or inf values \(frame 6\)"),
+])
+def test_every_reader_refuses_a_damaged_cache_with_one_line(tmp_path, edit, message, capsys):
+    from posecli.cli import main
+
+    path = _damaged(tmp_path, edit)
+    for in_memory in (True, False):
+        with pytest.raises(PoseCliError, match=rf"d\.h5: (damaged cache: )?{message}"):
+            open_cache(path, in_memory=in_memory)
+    with pytest.raises(SystemExit) as done:                  # `info` used to exit 0 or trace back
+        main(["info", str(path)])
+    err = capsys.readouterr().err.strip()
+    assert done.value.code == 2 and len(err.splitlines()) == 1 and "d.h5" in err and "Traceback" not in err

@@ -108,3 +108,56 @@ def test_load_matching_reports_loaded_new_skipped(tmp_path):
     for name in report.loaded:
         assert torch.equal(own[name], pretrained.state_dict()[name])
     assert "skipped (shape mismatch)" in report.summary()
+
+
+def test_checksum_detects_a_changed_tensor_and_old_checkpoints_still_load(tmp_path):
+    torch.manual_seed(3)
+    cfg = tiny_cfg()
+    model = build_model(section(cfg, "model"))
+    path = save_checkpoint(tmp_path / "m.ckpt", model, cfg, {"step": 1, "moment": torch.ones(4)})
+    raw = torch.load(path, weights_only=True)
+    assert len(raw["checksum"]) == 64
+    name = next(iter(raw["model"]))
+    raw["model"][name].view(-1)[0] += 1e-6                    # one changed weight, old checksum kept
+    torch.save(raw, tmp_path / "changed.ckpt")
+    with pytest.raises(PoseCliError, match=r"changed\.ckpt: damaged checkpoint.*sha256"):
+        load_checkpoint(tmp_path / "changed.ckpt")
+    raw = torch.load(path, weights_only=True)
+    raw["state"]["moment"][2] = 0.0                           # training state is covered too
+    torch.save(raw, tmp_path / "state.ckpt")
+    with pytest.raises(PoseCliError, match="damaged checkpoint"):
+        load_checkpoint(tmp_path / "state.ckpt")
+    # a flipped byte inside the largest tensor's stored bytes, found in the file itself
+    data = bytearray(path.read_bytes())
+    biggest = max(model.state_dict().values(), key=lambda t: t.numel())
+    at = bytes(data).find(biggest.contiguous().view(-1).view(torch.uint8).numpy().tobytes()[:256])
+    assert at > 0
+    data[at + 100] ^= 0x10
+    (tmp_path / "flipped.ckpt").write_bytes(bytes(data))
+    with pytest.raises(PoseCliError, match="flipped.ckpt"):
+        load_checkpoint(tmp_path / "flipped.ckpt")
+    # written before checksums existed: loads as before
+    raw = torch.load(path, weights_only=True)
+    del raw["checksum"]
+    torch.save(raw, tmp_path / "old.ckpt")
+    loaded, _ = load_model(tmp_path / "old.ckpt")
+    assert all(torch.equal(t, loaded.state_dict()[n]) for n, t in model.state_dict().items())
+    bundled, meta = load_model("default")                      # the shipped model has no checksum
+    assert meta["family"] == "lifter" and sum(p.numel() for p in bundled.parameters()) > 0
+
+
+def test_init_from_another_family_or_architecture_is_refused(tmp_path):
+    torch.manual_seed(4)
+    cfg = tiny_cfg()
+    model = build_model(section(cfg, "model"))
+    path = save_checkpoint(tmp_path / "m.ckpt", model, cfg)
+    raw = torch.load(path, weights_only=True)
+    raw["family"] = "image"
+    torch.save(raw, tmp_path / "image.ckpt")
+    with pytest.raises(PoseCliError, match=r"image\.ckpt: cannot initialise a lifter-family model from "
+                                           r"a image-family checkpoint"):
+        load_matching(build_model(section(cfg, "model")), tmp_path / "image.ckpt")
+    tcn_cfg = override(cfg, "model.name", "tcn")
+    tcn = build_model(section(tcn_cfg, "model"))
+    with pytest.raises(PoseCliError, match=rf"only \d+ of the model's {len(tcn.state_dict())} tensors match"):
+        load_matching(tcn, path)

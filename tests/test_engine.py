@@ -20,6 +20,7 @@ from posecli.cli import main as cli_main
 from posecli.config import load_config
 from posecli.engine.checkpoint import load_checkpoint, load_model
 from posecli.engine.trainer import train
+from posecli.errors import PoseCliError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -149,3 +150,16 @@ def test_2d_validation_error_is_in_pixels(tmp_path, name):
     assert errors[0] > 0
     assert errors[1] == pytest.approx(2 * errors[0], rel=1e-5)
     assert errors[2] == pytest.approx(errors[0], rel=1e-5)
+
+
+def test_runs_that_would_learn_nothing_are_refused_and_leave_no_folder(tmp_path):
+    flat = make_cache(tmp_path / "flat.h5", sequences=2, length=20, with3d=False)
+    with pytest.raises(PoseCliError, match=r"objective terms .*mpjpe.* need 3D ground truth.*2D-only"):
+        train(tiny(flat, "train.steps=2"), tmp_path / "run", device="cpu", progress=False)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(PoseCliError, match=r"--set: key 'train.steps' must be an integer >= 1"):
+        tiny(flat, "train.steps=0")
+    for key, value in (("log_every", "0"), ("ckpt_every", "-5"), ("val_every", ".nan"), ("batch_size", "0"),
+                       ("lr", "0"), ("lr", ".nan"), ("accumulate", "0")):
+        with pytest.raises(PoseCliError, match=rf"key 'train.{key}' must be"):
+            tiny(flat, f"train.{key}={value}")

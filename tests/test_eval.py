@@ -185,3 +185,74 @@ def test_cli_user_error_is_one_red_line(tmp_path):
     assert proc.returncode == 2
     assert "short.npz" in proc.stderr and "(3, 17, 3)" in proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_huge_predictions_score_their_exact_huge_error(tmp_path):
+    """Predictions 1e30 m from the root on every other joint used to score 0 mm and 100 % PCK."""
+    cache, _ = _cache(tmp_path)
+    with open_cache(cache) as c:
+        gt = np.asarray(c.keypoints3d, np.float64)
+    pred = gt.copy()
+    pred[:, 1:, 2] += 1e30
+    npz = tmp_path / "huge.npz"
+    np.savez(npz, keypoints3d=pred)
+    rep = evaluate_predictions(npz, cache, protocols=["p1", "pck", "auc"]).report
+    assert rep["overall"]["p1"]["value"] == pytest.approx(1e33 * 16 / 17, rel=1e-12)
+    assert rep["overall"]["pck"]["value"] == pytest.approx(100 / 17)
+    assert rep["overall"]["auc"]["value"] == pytest.approx(100 / 17)
+
+
+def test_an_evaluation_that_scores_nothing_fails(tmp_path):
+    cache, _ = _cache(tmp_path)
+    npz = tmp_path / "nan.npz"
+    np.savez(npz, keypoints3d=np.full((65, 17, 3), np.nan, np.float32))
+    with pytest.raises(PoseCliError, match=r"nan\.npz: nothing was scored for MPJPE.*NaN"):
+        evaluate_predictions(npz, cache, protocols=["p1"])
+    # a checkpoint whose weights are NaN predicts NaN everywhere: exit 2, one line, no report
+    cfg = {"model": {"name": "stformer", "size": "xs", "window": 9, "dim": 16, "depth": 1, "heads": 2}}
+    model = build_model(cfg["model"])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    ckpt = save_checkpoint(tmp_path / "nan.pt", model, cfg)
+    proc = subprocess.run([sys.executable, "-m", "posecli", "eval", "--checkpoint", str(ckpt), "--data",
+                           str(cache), "--out", str(tmp_path / "r")], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "nan.pt" in proc.stderr and "nothing was scored" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "r").exists()
+
+
+def test_streamed_scoring_equals_whole_array_metrics(tmp_path):
+    """Scoring sequence by sequence gives the numbers the metric functions give on the whole
+    selection at once (the pre-streaming computation), overall and per group."""
+    from posecli.eval import metrics as M
+
+    cache, _ = _cache(tmp_path, dataset="mocap")
+    rng = np.random.default_rng(7)
+    with open_cache(cache) as c:
+        gt = np.asarray(c.keypoints3d, np.float64)
+        starts, lengths = c.seq_start.copy(), c.seq_length.copy()
+        subjects = list(c.subject)
+    pred = gt + rng.normal(scale=0.05, size=gt.shape)
+    pred[3, 4] = np.nan                                               # one missing joint
+    npz = tmp_path / "noisy.npz"
+    np.savez(npz, keypoints3d=pred)
+    rep = evaluate_predictions(npz, cache).report
+    valid = np.isfinite(pred).all(axis=-1)
+    p_mm, g_mm = np.nan_to_num(pred) * 1000.0, gt * 1000.0
+    p1 = M.mpjpe_errors(p_mm, g_mm)
+    seq_first = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    reference = {"p1": M.masked_mean(p1, valid), "p2": M.p_mpjpe(p_mm, g_mm, valid),
+                 "n": M.n_mpjpe(p_mm, g_mm, valid), "vel": M.mpjve(p_mm, g_mm, valid, seq_first),
+                 "pck": M.pck(p1, valid), "auc": M.auc(p1, valid)}
+    for key, ref in reference.items():
+        assert rep["overall"][key]["count"] == ref.count
+        assert rep["overall"][key]["value"] == pytest.approx(ref.value, rel=1e-12)
+    for row in rep["tables"]["subject"]:
+        rows = np.concatenate([np.arange(starts[s], starts[s] + lengths[s])
+                               for s in range(len(subjects)) if subjects[s] == row["name"]])
+        assert row["p1"] == pytest.approx(M.masked_mean(p1[rows], valid[rows]).value, rel=1e-12)
+    joints = {r["name"]: r for r in rep["tables"]["joint"]}
+    assert joints["r_knee"]["p2"] == pytest.approx(
+        M.masked_mean(M.p_mpjpe_errors(p_mm, g_mm, valid)[:, 2], valid[:, 2]).value, rel=1e-12)
+    assert rep["joints_missing"] == rep["predictions_missing"] == 1

@@ -213,3 +213,55 @@ def test_oks_ap_matches_pycocotools(tmp_path):
     assert ours["AP50"] == pytest.approx(100.0 * ev.stats[1], abs=1e-9)
     assert ours["AP75"] == pytest.approx(100.0 * ev.stats[2], abs=1e-9)
     assert 0.0 < ours["AP"] < 100.0
+
+
+# ---------------------------------------------------------------- exact for any finite input
+
+def test_huge_predictions_keep_their_huge_error():
+    """1e30 m predictions: the root-relative error is computed before differencing, so the ground
+    truth cannot vanish in the rounding (it used to give 0 mm and 100 % PCK)."""
+    gt = _poses(np.random.default_rng(3), 4)
+    pred = np.zeros_like(gt)
+    pred[:, 1:, 0] = 1e33                                   # 1e30 m on every non-root joint, in mm
+    errors = M.mpjpe_errors(pred, gt)
+    rr = M.root_relative(gt)
+    expected = np.linalg.norm(np.array([1e33, 0.0, 0.0]) - rr[:, 1:], axis=-1)
+    np.testing.assert_allclose(errors[:, 1:], expected, rtol=1e-15)
+    assert errors[:, 0].max() == 0.0
+    assert M.mpjpe(pred, gt).value == pytest.approx(1e33 * 16 / 17, rel=1e-12)
+    assert M.pck(errors).value == pytest.approx(100.0 / 17)       # only the roots are within 150 mm
+    assert M.auc(errors).value == pytest.approx(100.0 / 17)
+    # P-MPJPE scales the huge pose down to the best similarity fit: finite, and no better than
+    # predicting the ground truth's centroid for every joint
+    p2 = M.p_mpjpe(pred, gt).value
+    centroid = np.linalg.norm(rr - rr.mean(axis=1, keepdims=True), axis=-1).mean()
+    assert np.isfinite(p2) and 0.0 < p2 <= centroid + 1e-6
+
+
+def test_constant_offset_of_1e30_is_a_collapsed_pose_not_a_perfect_one():
+    gt = _poses(np.random.default_rng(4), 3)
+    pred = gt + 1e33                 # in float64 every joint rounds to the same 1e33: a point
+    assert np.ptp(pred, axis=1).max() == 0.0
+    rr = M.root_relative(gt)
+    assert M.mpjpe(pred, gt).value == pytest.approx(np.linalg.norm(rr, axis=-1).mean(), rel=1e-12)
+    centroid = np.linalg.norm(rr - rr.mean(axis=1, keepdims=True), axis=-1).mean()
+    assert M.p_mpjpe(pred, gt).value == pytest.approx(centroid, rel=1e-9)
+
+
+def test_known_rotation_and_offset_give_exact_numbers():
+    """A pose turned 90 degrees about the vertical through its root: every joint j moves by
+    sqrt(2) * its horizontal distance from the root (P1); P2 undoes the turn (0)."""
+    gt = _poses(np.random.default_rng(5), 2)
+    rr = M.root_relative(gt)
+    turn = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])   # about y
+    pred = rr @ turn.T + np.array([5e3, 0.0, 0.0])
+    horizontal = np.linalg.norm(rr[..., [0, 2]], axis=-1)
+    np.testing.assert_allclose(M.mpjpe_errors(pred, gt), np.sqrt(2.0) * horizontal, rtol=1e-12, atol=1e-9)
+    assert M.p_mpjpe(pred, gt).value == pytest.approx(0.0, abs=1e-8)
+
+
+def test_norm_is_exact_near_the_float_limits():
+    big = np.array([[3e200, 4e200, 0.0]])
+    tiny = np.array([[3e-200, 4e-200, 0.0]])
+    assert M.joint_errors(big, np.zeros_like(big))[0] == pytest.approx(5e200, rel=1e-15)
+    assert M.joint_errors(tiny, np.zeros_like(tiny))[0] == pytest.approx(5e-200, rel=1e-15)

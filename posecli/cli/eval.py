@@ -42,7 +42,7 @@ def eval_command(
 ) -> None:
     """Evaluate a model or predictions on a cache (MPJPE, P-MPJPE, N-MPJPE, MPJVE, PCK, AUC; image
     models also SN-MPJPE and 2D PCK@0.2 / PCKh@0.5, on photo caches too)."""
-    from posecli.eval.report import compare_table, load_report, print_report, write_report
+    from posecli.eval.report import check_report_folder, compare_table, load_report, print_report, write_report
 
     console = Console()
     if compare:
@@ -61,6 +61,7 @@ def eval_command(
     )
 
     keys = parse_protocols(protocols) if protocols else None
+    out = check_report_folder(out or _default_out(Path(predictions or checkpoint), data))
     subject_list = [s.strip() for s in subjects.split(",") if s.strip()] if subjects else None
     if predictions is not None:
         if input_noise:
@@ -75,7 +76,7 @@ def eval_command(
                 checkpoint, data, protocols=keys, subjects=subject_list, flip=flip, stride=stride,
                 batch_size=batch_size, device=device, input_noise=input_noise,
                 progress=lambda done, total: bar.update(task, completed=done, total=total))
-    folder = write_report(result, out or _default_out(Path(predictions or checkpoint), data))
+    folder = write_report(result, out)
     print_report(result.report, console)
     console.print(f"report written to {folder}")
 

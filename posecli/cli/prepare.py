@@ -79,8 +79,10 @@ def info_command(
     samples: int = typer.Option(16, "--samples", min=1, help="Poses in the --plot grid."),
 ) -> None:
     """Show a cache's schema, provenance, counts, coordinate ranges and per-joint missing rate."""
-    from posecli.data.info import cache_info, info_tables, plot_samples
+    from posecli.data.info import cache_info, check_plot_output, info_tables, plot_samples
 
+    if plot is not None:
+        check_plot_output(plot)
     console = Console()
     console.print(info_tables(cache_info(cache)))
     if plot is not None:

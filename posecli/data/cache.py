@@ -24,13 +24,13 @@ import numpy as np
 
 from posecli import __version__
 from posecli.atomic import atomic_output
+from posecli.data.cache_schema import READABLE_VERSIONS, check_cache_file  # noqa: F401 (re-exported)
 from posecli.data.normalize import CONVENTION
 from posecli.data.records import ReaderResult, SequenceRecord
 from posecli.errors import PoseCliError
 from posecli.skeleton import H36M_JOINTS, NUM_JOINTS
 
 SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)   # v2 = v1 + the optional image group
 CHUNK_FRAMES = 512
 _STR = h5py.string_dtype("utf-8")
 
@@ -162,36 +162,38 @@ class PoseCache:
             self._file = h5py.File(self.path, "r")
         except OSError as exc:
             raise PoseCliError(f"not a readable HDF5 file ({exc.__class__.__name__})", self.path) from None
+        try:
+            self._load(in_memory)
+        except PoseCliError:
+            self._file.close()
+            raise
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError, UnicodeDecodeError) as exc:
+            self._file.close()
+            raise PoseCliError(f"damaged cache: cannot read it ({exc.__class__.__name__})", self.path) from None
+        if in_memory:
+            self._file.close()
+
+    def _load(self, in_memory: bool) -> None:
+        """Validate the open file (posecli.data.cache_schema), then read its arrays."""
         f = self._file
-        version = f.attrs.get("schema_version")
-        if version is None:
-            raise PoseCliError("not a posecli cache (no schema_version attribute)", self.path)
-        if int(version) not in READABLE_VERSIONS:
-            raise PoseCliError(
-                f"cache schema v{int(version)} but this posecli reads "
-                f"v{', v'.join(map(str, READABLE_VERSIONS))}: "
-                f"rerun the command stored in its attrs ({f.attrs.get('command', 'posecli prepare ...')})",
-                self.path)
-        for key in ("keypoints2d", "confidence", "seq_start", "seq_length"):
-            if key not in f:
-                raise PoseCliError(f"cache is missing the '{key}' array", self.path)
-        self.attrs: dict = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        rerun = f.attrs.get("command", "posecli prepare ...")
+        check_cache_file(f, self.path, rerun.decode(errors="replace") if isinstance(rerun, bytes) else str(rerun))
+        self.attrs: dict = {k: (v.decode(errors="replace") if isinstance(v, bytes) else v)
+                            for k, v in f.attrs.items()}
         load = (lambda d: d[()]) if in_memory else (lambda d: d)
         self.keypoints2d = load(f["keypoints2d"])
         self.confidence = load(f["confidence"])
         self.keypoints3d = load(f["keypoints3d"]) if "keypoints3d" in f else None
-        self.seq_start = f["seq_start"][()]
-        self.seq_length = f["seq_length"][()]
-        self.subject = [s.decode() if isinstance(s, bytes) else s for s in f["subject"][()]]
-        self.action = [s.decode() if isinstance(s, bytes) else s for s in f["action"][()]]
-        self.camera = [s.decode() if isinstance(s, bytes) else s for s in f["camera"][()]]
+        self.seq_start = f["seq_start"][()].astype(np.int64)
+        self.seq_length = f["seq_length"][()].astype(np.int64)
+        self.subject = [s.decode() if isinstance(s, bytes) else str(s) for s in f["subject"][()]]
+        self.action = [s.decode() if isinstance(s, bytes) else str(s) for s in f["action"][()]]
+        self.camera = [s.decode() if isinstance(s, bytes) else str(s) for s in f["camera"][()]]
         self.intrinsics = f["intrinsics"][()]
         self.image_size = f["image_size"][()]
         self.fps = f["fps"][()]
         self.frame_name = f["frame_name"] if "frame_name" in f else None
         self.has_images = "image" in f         # schema v2 person crops (posecli.data.image_cache)
-        if in_memory:
-            self._file.close()
 
     # -- facts
     @property

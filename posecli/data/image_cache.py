@@ -18,6 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from posecli.data.cache_schema import check_cache_file
 from posecli.data.crops import decode_jpeg, encode_jpeg, extract_crop, read_image
 from posecli.data.records import SequenceRecord
 from posecli.errors import PoseCliError
@@ -76,6 +77,14 @@ class ImageStore:
         f = self.file
         if GROUP not in f:
             raise PoseCliError("cache has no image crops: prepare it with --images DIR", self.path)
+        try:
+            check_cache_file(f, self.path, str(f.attrs.get("command", "posecli prepare ...")))
+        except PoseCliError:
+            self.close()
+            raise
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+            self.close()
+            raise PoseCliError(f"damaged cache: cannot read it ({exc.__class__.__name__})", self.path) from None
         self.crop_size = int(f[GROUP].attrs["crop_size"])
         self.encoding = str(f[GROUP].attrs["encoding"])
         self.num_crops = int(f[GROUP]["affine"].shape[0])

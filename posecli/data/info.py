@@ -6,7 +6,6 @@ Also draws a grid of sample poses so a wrong joint order or unit is visible at a
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from rich.table import Table
 from posecli.data.cache import PoseCache, open_cache
 from posecli.atomic import atomic_output
 from posecli.errors import PoseCliError
+from posecli.output_path import check_output_file
 from posecli.skeleton import H36M_BONES, H36M_JOINTS, JointStatus
 
 PLOT_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
@@ -136,16 +136,21 @@ def joints_table(joint_status: np.ndarray, missing_rate: np.ndarray) -> Table:
     return table
 
 
-def plot_samples(cache_path: str | Path, out: str | Path, *, count: int = 16, seed: int = 0) -> Path:
-    """Draw `count` random sequences' middle frames (H36M bones, image y down) into `out`, atomically."""
+def check_plot_output(out: str | Path) -> Path:
+    """Refuse, before any work, a --plot path that is not an image file name in a writable folder."""
     out = Path(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not out.is_dir() and not parent.is_dir():
+        raise PoseCliError("plot folder does not exist", parent)
+    check_output_file(out, create_parents=False)
     if out.suffix.lower() not in PLOT_FORMATS:
         raise PoseCliError(f"plot must be one of {', '.join(PLOT_FORMATS)}", out)
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise PoseCliError("plot folder does not exist", parent)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PoseCliError("plot folder is not writable", parent)
+    return out
+
+
+def plot_samples(cache_path: str | Path, out: str | Path, *, count: int = 16, seed: int = 0) -> Path:
+    """Draw `count` random sequences' middle frames (H36M bones, image y down) into `out`, atomically."""
+    out = check_plot_output(out)
     import matplotlib
 
     matplotlib.use("Agg")

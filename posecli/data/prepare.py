@@ -7,7 +7,6 @@ file into place, so a failed prepare never leaves a partial cache behind.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,8 @@ from posecli.data.info import joints_table
 from posecli.data.readers import get_reader
 from posecli.data.records import PrepareOptions, ReaderResult
 from posecli.errors import PoseCliError
+from posecli.options import check_range
+from posecli.output_path import check_output_file
 
 DEFAULT_CACHE_DIR = Path("caches")
 
@@ -57,6 +58,7 @@ def prepare(fmt: str, inputs: list[Path], out: Path | None, options: PrepareOpti
     start = time.perf_counter()
     inputs = [Path(p) for p in inputs]
     reader = _reader(fmt)
+    check_prepare_options(options)
     if not inputs:
         raise PoseCliError(f"no input files given for format '{fmt}'")
     for path in inputs:
@@ -109,14 +111,22 @@ def check_output(out: Path, inputs: list[Path], *, force: bool, create_parent: b
         raise PoseCliError("output would overwrite an input", out)
     if out.exists() and not force:
         raise PoseCliError("output exists (use --force to overwrite)", out)
-    parent = out.parent
-    if not parent.is_dir():
-        if create_parent and not parent.exists():
-            parent = next(p for p in parent.parents if p.exists())   # first existing ancestor
-        else:
-            raise PoseCliError("output folder does not exist", out.parent)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PoseCliError("output folder is not writable", parent)
+    check_output_file(out, create_parents=create_parent)
+
+
+MAX_FPS = 1000.0          # resampling target; above it a resample is an accident, not a recording
+UNITS_RANGE = (1e-6, 1e3)  # metres per file unit: micrometres .. kilometres
+MAX_CAMERAS = 64
+
+
+def check_prepare_options(options: PrepareOptions) -> None:
+    """--fps, --units, --cameras and --seed: finite and in range, before any input is read."""
+    if options.fps is not None:
+        check_range("--fps", options.fps, 0, MAX_FPS, lo_open=True)
+    if options.units is not None:
+        check_range("--units", options.units, *UNITS_RANGE)
+    check_range("--cameras", options.cameras, 1, MAX_CAMERAS, integer=True)
+    check_range("--seed", options.seed, 0, 2**32 - 1, integer=True)
 
 
 def _check_crop_options(images: Path, crop_size: int, crop_encoding: str) -> None:

@@ -44,6 +44,7 @@ class WindowDataset(Dataset):
         self.window, self.augment, self.seed = int(window), check_augment(augment), int(split_seed)
         self._caches: list[PoseCache] | None = None
         caches = self.caches
+        self.weights = weights
         self.cache_cdf = np.cumsum(weights / weights.sum())
         # sequences that may be sampled: all of them, or the kept takes of 3D caches (data.fraction)
         self.seq_index = [select_takes(c, fraction, fraction_seed) if c.has3d else np.arange(c.num_sequences)

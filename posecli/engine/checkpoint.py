@@ -3,17 +3,22 @@
 A checkpoint is a plain dict of tensors and YAML-like values (weights, resolved config, skeleton,
 normalisation convention, model family, posecli version, training state), so
 `torch.load(weights_only=True)` reads it and anything carrying pickled objects is refused.
-Bundled models ship as `<name>.safetensors` + `<name>.json` in posecli/assets/.
+Every tensor of a checkpoint is covered by a sha256 stored beside it (`checksum`), verified on load,
+so a flipped byte is reported instead of silently changing a weight; checkpoints written before the
+checksum existed still load. Bundled models ship as `<name>.safetensors` + `<name>.json` in
+posecli/assets/ (the JSON carries the checksum of the weights when the bundle was exported with it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -24,9 +29,11 @@ from posecli.atomic import atomic_output
 from posecli.data.normalize import CONVENTION
 from posecli.device import select_device
 from posecli.errors import PoseCliError
+from posecli.output_path import check_output_folder
 
 FORMAT = "posecli-checkpoint"
 FORMAT_VERSION = 1
+CHECKSUMMED = ("model", "state")      # the payload entries the checksum covers
 SKELETON = "h36m17"
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
@@ -51,6 +58,34 @@ def _atomic_write(path: Path, write) -> Path:
     return path
 
 
+def _tensors(value: Any, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor in a nested checkpoint payload with its key path, in a fixed order."""
+    if isinstance(value, torch.Tensor):
+        yield prefix, value
+    elif isinstance(value, dict):
+        for key in sorted(value, key=str):
+            yield from _tensors(value[key], f"{prefix}/{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _tensors(item, f"{prefix}/{i}")
+
+
+def tensor_checksum(payload: Any) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of every tensor in `payload`."""
+    digest = hashlib.sha256()
+    for name, tensor in _tensors(payload):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def _verify(payload: Any, expected: Any, path: Path) -> None:
+    if expected is not None and tensor_checksum(payload) != expected:
+        raise PoseCliError("damaged checkpoint: its tensors do not match the stored sha256 checksum "
+                           "(a changed byte; restore the file or retrain)", path)
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, cfg: dict[str, Any],
                     state: dict[str, Any] | None = None) -> Path:
     """Write weights + resolved config + metadata + training `state` atomically to `path`."""
@@ -66,6 +101,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, cfg: dict[str, Any],
         "posecli_version": __version__,
         "state": state or {},
     }
+    payload["checksum"] = tensor_checksum({k: payload[k] for k in CHECKSUMMED})
     return _atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
 
 
@@ -85,9 +121,17 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise PoseCliError(f"not a readable checkpoint ({exc.__class__.__name__})", path) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
         raise PoseCliError("not a posecli checkpoint (no 'format: posecli-checkpoint' entry)", path)
-    if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
+    try:
+        version = int(ckpt.get("format_version", 0))
+    except (TypeError, ValueError):
+        raise PoseCliError(f"checkpoint format_version is not an integer ({ckpt.get('format_version')!r})",
+                           path) from None
+    if version > FORMAT_VERSION:
         raise PoseCliError(f"checkpoint format v{ckpt['format_version']} is newer than this posecli "
                            f"(v{FORMAT_VERSION}); upgrade posecli", path)
+    if not isinstance(ckpt["model"], dict) or not isinstance(ckpt.get("config"), dict):
+        raise PoseCliError("not a posecli checkpoint ('model' weights or 'config' missing)", path)
+    _verify({k: ckpt.get(k, {}) for k in CHECKSUMMED}, ckpt.get("checksum"), path)
     return ckpt
 
 
@@ -142,7 +186,11 @@ def load_bundled(name: str, device: str | torch.device = "cpu",
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise PoseCliError(f"bundled model metadata is not valid JSON ({exc.msg})", meta_path) from None
-    model = _build(meta["config"], load_file(str(weights_path)), weights_path, device)
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise PoseCliError("bundled model metadata has no 'config' mapping", meta_path)
+    weights = load_file(str(weights_path))
+    _verify(weights, meta.get("checksum"), weights_path)
+    model = _build(meta["config"], weights, weights_path, device)
     return model, meta
 
 
@@ -160,10 +208,11 @@ def export_bundled(ckpt: str | Path, out_dir: str | Path, name: str = "default")
     """Write `<name>.safetensors` (weights) + `<name>.json` (config and metadata) for shipping."""
     from safetensors.torch import save_file
 
+    out_dir = check_output_folder(out_dir)
     source = load_checkpoint(ckpt)
-    out_dir = Path(out_dir)
     weights = {k: v.contiguous().clone() for k, v in source["model"].items()}
-    meta = {"name": name, **checkpoint_meta(source), "format_version": FORMAT_VERSION}
+    meta = {"name": name, **checkpoint_meta(source), "format_version": FORMAT_VERSION,
+            "checksum": tensor_checksum(weights)}
     weights_path, meta_path = bundled_paths(name, out_dir)
     _atomic_write(weights_path, lambda tmp: save_file(weights, str(tmp), metadata={"format": FORMAT}))
     _atomic_write(meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8"))
@@ -185,28 +234,37 @@ class InitReport:
                 f"{len(self.skipped)} skipped (shape mismatch), {len(self.unused)} unused")
 
 
-def _source_weights(path: Path) -> dict[str, torch.Tensor]:
-    if _is_name(path):
-        from safetensors.torch import load_file
+MIN_LOADED_SHARE = 0.5   # --from must fill at least this share of the model's tensors
 
-        weights_path = bundled_paths(str(path))[0]
-        if not weights_path.is_file():
-            raise PoseCliError(f"no bundled model named '{path}' is installed", weights_path)
-        return load_file(str(weights_path))
+
+def _source_weights(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
+    """The weights of an initialisation source and its model family (None when a bare
+    .safetensors file does not say)."""
+    if _is_name(path):
+        model, meta = load_bundled(str(path))
+        return model.state_dict(), str(meta.get("family", "lifter"))
     if Path(path).suffix == ".safetensors":
         from safetensors.torch import load_file
 
         if not Path(path).is_file():
             raise PoseCliError("weights file not found", path)
-        return load_file(str(path))
-    return load_checkpoint(path)["model"]
+        return load_file(str(path)), None
+    ckpt = load_checkpoint(path)
+    return ckpt["model"], str(ckpt.get("family", "lifter"))
 
 
 def load_matching(model: nn.Module, source: str | Path) -> InitReport:
     """Copy every tensor of `source` (checkpoint, .safetensors or bundled name) whose name and shape
-    match the model; the rest of the model keeps its fresh initialisation."""
-    weights = _source_weights(Path(source))
+    match the model; the rest of the model keeps its fresh initialisation.
+
+    A source of another model family, or one that fills less than MIN_LOADED_SHARE of the model's
+    tensors, is refused before anything is copied: training would silently start from scratch."""
+    weights, family = _source_weights(Path(source))
     module = unwrap(model)
+    own_family = str(getattr(module, "family", "lifter"))
+    if family is not None and family != own_family:
+        raise PoseCliError(f"cannot initialise a {own_family}-family model from a {family}-family checkpoint",
+                           source)
     own = module.state_dict()
     report = InitReport(source=str(source))
     take = {}
@@ -219,5 +277,9 @@ def load_matching(model: nn.Module, source: str | Path) -> InitReport:
             take[name] = weights[name]
             report.loaded.append(name)
     report.unused = [name for name in weights if name not in own]
+    if len(report.loaded) < MIN_LOADED_SHARE * len(own):
+        raise PoseCliError(f"only {len(report.loaded)} of the model's {len(own)} tensors match this checkpoint "
+                           f"(name and shape; {len(report.skipped)} differ in shape, {len(report.new)} absent): "
+                           "it was trained for another architecture", source)
     module.load_state_dict(take, strict=False)
     return report

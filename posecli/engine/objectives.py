@@ -212,3 +212,21 @@ class Objective:
 def build_objective(cfg: dict) -> Objective:
     """The objective a preset's `objective:` section describes."""
     return Objective(cfg or {})
+
+
+TERMS_3D = ("mpjpe", "velocity", "bone")
+
+
+def check_objective_data(cfg: dict, sources_with_3d: list[bool]) -> None:
+    """Refuse, before training, an objective that the training caches cannot drive: with only 3D
+    terms weighted and no cache with 3D ground truth, every step's loss would be 0 and the run would
+    end "successfully" having learnt nothing."""
+    weights = {**DEFAULTS, **(cfg or {})}
+    active = [t for t in TERMS if float(weights[t]) > 0]
+    if not active:
+        raise PoseCliError("objective has no term with a weight > 0 "
+                           f"(set one of {', '.join(TERMS)})", "objective")
+    if all(t in TERMS_3D for t in active) and not any(sources_with_3d):
+        raise PoseCliError(f"objective terms {', '.join(active)} need 3D ground truth, but no training cache "
+                           "has keypoints3d (a 2D-only cache): fine-tune on a 3D cache, or pretrain with "
+                           "objective.masked / objective.lifting", "data.sources")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from posecli.engine.runlog import RunLog, progress_bar, summary_table
 from posecli.engine.schedule import build_lr_scheduler
 from posecli.engine.validate import is_better, validate
 from posecli.errors import PoseCliError
+from posecli.output_path import check_output_folder
 
 
 @dataclass
@@ -125,10 +127,23 @@ def train(cfg: dict[str, Any], run_dir: Path, *, resume: bool = False, init_from
 
     `init_from` (or train.init_from) initialises matching tensors from a checkpoint, ignored on
     resume. `stop_after` ends this invocation after that many total steps (with a checkpoint) while
-    the schedule still spans train.steps, which is how a killed run is reproduced.
+    the schedule still spans train.steps, which is how a killed run is reproduced. A run that fails
+    before its first checkpoint removes the run folder it created (nothing to resume from).
     """
+    run_dir = check_output_folder(run_dir)
+    created = not run_dir.exists()
+    try:
+        return _train(cfg, run_dir, resume=resume, init_from=init_from, device=device, stop_after=stop_after,
+                      progress=progress, console=console)
+    except BaseException:
+        if created and run_dir.is_dir() and not any(run_dir.glob("*.ckpt")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _train(cfg: dict[str, Any], run_dir: Path, *, resume: bool, init_from: Path | None, device: str,
+           stop_after: int | None, progress: bool, console: Console | None) -> TrainResult:
     tc = cfg["train"]
-    run_dir = Path(run_dir)
     console = console or Console()
     dev = select_device(device)
     info = distributed.setup(dev)
@@ -152,7 +167,7 @@ def train(cfg: dict[str, Any], run_dir: Path, *, resume: bool = False, init_from
     from posecli.data.image_windows import build_image_dataloader
     from posecli.data.windows import build_dataloader
     from posecli.engine.image_objectives import build_image_objective
-    from posecli.engine.objectives import build_objective
+    from posecli.engine.objectives import build_objective, check_objective_data
     from posecli.models import build_model
 
     seed_everything(int(tc["seed"]))
@@ -185,6 +200,9 @@ def train(cfg: dict[str, Any], run_dir: Path, *, resume: bool = False, init_from
         loader = build_dataloader(data_cfg, int(model.window), int(tc["batch_size"]), int(tc["seed"]),
                                   rank=info.rank, world_size=info.world_size,
                                   num_workers=int(data_cfg.get("num_workers", 0)))
+    if not image:
+        dataset = loader.dataset
+        check_objective_data(cfg["objective"], [c.has3d and w > 0 for c, w in zip(dataset.caches, dataset.weights)])
     val_cache = open_cache(data_cfg["val"]) if data_cfg.get("val") and main else None
 
     step, consumed, best_val, metric_name = 0, 0, math.inf, None

@@ -66,7 +66,13 @@ def root_relative(poses: np.ndarray, root: int = 0) -> np.ndarray:
 
 
 def _norm(d: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.einsum("...i,...i->...", d, d))
+    """Euclidean norm over the last axis, scaled by the largest component first so that squaring
+    neither overflows nor underflows for any finite input."""
+    d = np.asarray(d, dtype=np.float64)
+    big = np.abs(d).max(axis=-1) if d.shape[-1] else np.zeros(d.shape[:-1])
+    scale = np.where((big > 0) & np.isfinite(big), big, 1.0)
+    q = d / scale[..., None]
+    return np.where(np.isinf(big), np.inf, scale * np.sqrt(np.einsum("...i,...i->...", q, q)))
 
 
 def joint_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -77,15 +83,15 @@ def joint_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- Protocol 1: MPJPE
 
 def mpjpe_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Protocol 1 per-joint errors: both poses made root-relative (joint 0), no other alignment.
-    Uses (p_j - p_0) - (g_j - g_0) = (p_j - g_j) - (p_0 - g_0), in chunks of frames so the
-    float64 temporaries stay small."""
+    """Protocol 1 per-joint errors ||(p_j - p_0) - (g_j - g_0)||: each pose is made root-relative
+    (joint 0) before the two are differenced, in float64, so a prediction far larger than the
+    ground truth (1e30 m) keeps its error instead of cancelling it; chunks of frames keep the
+    float64 temporaries small."""
     pred, gt = np.asarray(pred), np.asarray(gt)
     out = np.empty(pred.shape[:-1], dtype=np.float64)
     for a in range(0, len(pred), PROCRUSTES_CHUNK):
-        d = np.subtract(pred[a:a + PROCRUSTES_CHUNK], gt[a:a + PROCRUSTES_CHUNK], dtype=np.float64)
-        d -= d[..., :1, :].copy()
-        out[a:a + PROCRUSTES_CHUNK] = _norm(d)
+        sl = slice(a, a + PROCRUSTES_CHUNK)
+        out[sl] = _norm(root_relative(pred[sl]) - root_relative(gt[sl]))
     return out
 
 
@@ -102,7 +108,9 @@ def procrustes_align(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None 
 
     R comes from the SVD of the cross-covariance; when the best orthogonal map is a reflection
     (det < 0) the sign of the last singular vector and value is flipped, giving the best proper
-    rotation. Processed in chunks so memory stays bounded for millions of frames.
+    rotation. Both poses are made root-relative first (the alignment is translation-invariant),
+    so a huge offset cannot swamp the pose in the centroids. Processed in chunks so memory stays
+    bounded for millions of frames.
     """
     pred = np.asarray(pred)
     gt = np.asarray(gt)
@@ -115,8 +123,12 @@ def procrustes_align(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None 
 
 
 def _procrustes_chunk(p: np.ndarray, g: np.ndarray, w: np.ndarray) -> np.ndarray:
-    p = p.astype(np.float64, copy=False)
-    g = g.astype(np.float64, copy=False)
+    g = np.asarray(g, dtype=np.float64)
+    return _procrustes_relative(root_relative(p), root_relative(g), w) + g[:, :1]
+
+
+def _procrustes_relative(p: np.ndarray, g: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Aligned prediction for root-relative float64 poses p, g (in g's root-relative frame)."""
     wsum = np.maximum(w.sum(axis=1), 1.0)[:, None, None]            # [n,1,1]
     wt = w[:, None, :]                                               # [n,1,J]
     mu_p = (wt @ p) / wsum                                           # [n,1,3]
@@ -143,7 +155,8 @@ def p_mpjpe_errors(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = 
     out = np.empty(pred.shape[:-1], dtype=np.float64)
     for a in range(0, len(pred), PROCRUSTES_CHUNK):
         sl = slice(a, a + PROCRUSTES_CHUNK)
-        out[sl] = joint_errors(_procrustes_chunk(pred[sl], gt[sl], w[sl]), gt[sl])
+        g = root_relative(gt[sl])
+        out[sl] = joint_errors(_procrustes_relative(root_relative(pred[sl]), g, w[sl]), g)
     return out
 
 

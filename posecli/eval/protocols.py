@@ -24,6 +24,7 @@ import numpy as np
 from posecli.data.augment import AUGMENT_DEFAULTS, detector_noise
 from posecli.data.cache import PoseCache, open_cache
 from posecli.errors import PoseCliError
+from posecli.options import check_range
 from posecli.eval import metrics as M
 from posecli.skeleton import H36M_JOINTS, NUM_JOINTS, JointStatus
 
@@ -45,6 +46,10 @@ DEFAULT_IMAGE_3D = ("snm", "p1", "p2", "n", "pck", "pck2d", "pckh")
 H36M_TEST_SUBJECTS = ("S9", "S11")
 H36M_ACTION_ALIASES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
 PREDICTION_SKELETON = "h36m17"
+MAX_BATCH = 65_536                 # windows per forward pass
+MAX_INPUT_NOISE = 10.0             # x the training detector model
+# Predictions up to this size are scored exactly in float64 (squares of millimetres stay finite).
+MAX_PREDICTION_M = 1e100
 
 
 def parse_protocols(text: str | Sequence[str]) -> list[str]:
@@ -110,7 +115,9 @@ def load_predictions(path: str | Path, num_frames: int) -> np.ndarray:
                            "one pose per cache frame, in the cache's frame order", path)
     if not np.issubdtype(kp.dtype, np.floating) or not np.isfinite(kp[~np.isnan(kp)]).all():
         raise PoseCliError("keypoints3d must be finite floats (NaN only for missing predictions)", path)
-    return kp.astype(np.float32)
+    if np.nanmax(np.abs(kp), initial=0.0) > MAX_PREDICTION_M:
+        raise PoseCliError(f"keypoints3d has values beyond {MAX_PREDICTION_M:g} m: not poses in metres", path)
+    return kp if kp.dtype == np.float64 else kp.astype(np.float32)
 
 
 NOISE_SEED = 0
@@ -125,8 +132,7 @@ def noisy_input(kp2d: np.ndarray, conf: np.ndarray, level: float, rng: np.random
     clean input, 1 the default detector model, 2 twice its jitter and failure rates. The jitter is
     relative to each frame's person size, so pixels work as well as normalised coordinates.
     """
-    if level < 0:
-        raise PoseCliError(f"input noise level must be >= 0, got {level}")
+    check_range("input noise level", level, 0, MAX_INPUT_NOISE)
     if level == 0:
         return kp2d, conf
     rates = {k: min(1.0, float(AUGMENT_DEFAULTS[k]) * level) for k in ("swap", "dropout", "outlier")}
@@ -163,22 +169,6 @@ class EvalResult:
 
     report: dict
     frame_error: dict[str, np.ndarray] = field(default_factory=dict)   # "subject/action/camera" -> [T] P1 mm
-
-
-def _group_means(values: np.ndarray, valid: np.ndarray, frame_group: np.ndarray, names: list[str]) -> list[dict]:
-    """Masked mean and joint count of `values` [N, J] per group of frames."""
-    g = len(names)
-    sums = np.bincount(frame_group, weights=np.where(valid, values, 0.0).sum(axis=1), minlength=g)
-    counts = np.bincount(frame_group, weights=valid.sum(axis=1), minlength=g)
-    return [{"name": names[i], "value": float(sums[i] / counts[i]) if counts[i] else float("nan"),
-             "count": int(counts[i])} for i in range(g)]
-
-
-def _per_joint(values: np.ndarray, valid: np.ndarray) -> list[dict]:
-    counts = valid.sum(axis=0)
-    sums = np.where(valid, values, 0.0).sum(axis=0)
-    return [{"name": H36M_JOINTS[j], "value": float(sums[j] / counts[j]) if counts[j] else float("nan"),
-             "count": int(counts[j])} for j in range(NUM_JOINTS)]
 
 
 def default_protocols(family: str, has3d: bool) -> list[str]:
@@ -219,21 +209,74 @@ def _metric_values(pred_mm: np.ndarray | None, gt_mm: np.ndarray | None, p1: np.
     return out
 
 
-def _table(rows_by_protocol: dict[str, list[dict]], frames: np.ndarray) -> list[dict]:
-    keys = list(rows_by_protocol)
+def _table(names: list[str], frames: np.ndarray, sums: dict[str, np.ndarray], counts: dict[str, np.ndarray]
+           ) -> list[dict]:
+    """Rows of a table: per name, the frames scored, the joints counted (first protocol) and each
+    protocol's mean (NaN where it counted nothing)."""
+    keys = list(sums)
     table = []
-    for i, row in enumerate(rows_by_protocol[keys[0]]):
-        entry = {"name": row["name"], "frames": int(frames[i]), "joints": row["count"]}
+    for i, name in enumerate(names):
+        entry = {"name": name, "frames": int(frames[i]), "joints": int(counts[keys[0]][i])}
         for key in keys:
-            entry[key] = rows_by_protocol[key][i]["value"]
+            entry[key] = float(sums[key][i] / counts[key][i]) if counts[key][i] else float("nan")
         table.append(entry)
     return table
+
+
+@dataclass
+class _Sums:
+    """Running sums of the per-joint values, per sequence and per joint: scoring streams over the
+    sequences, so memory is one sequence's float64 temporaries, not the whole cache's."""
+
+    protocols: list[str]
+    num_sequences: int
+    seq_sum: dict[str, np.ndarray] = field(init=False)
+    seq_count: dict[str, np.ndarray] = field(init=False)
+    joint_sum: dict[str, np.ndarray] = field(init=False)
+    joint_count: dict[str, np.ndarray] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.seq_sum = {k: np.zeros(self.num_sequences) for k in self.protocols}
+        self.seq_count = {k: np.zeros(self.num_sequences, dtype=np.int64) for k in self.protocols}
+        self.joint_sum = {k: np.zeros(NUM_JOINTS) for k in self.protocols}
+        self.joint_count = {k: np.zeros(NUM_JOINTS, dtype=np.int64) for k in self.protocols}
+
+    def add(self, index: int, values: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        for key, (v, m) in values.items():
+            masked = np.where(m, v, 0.0)
+            self.seq_sum[key][index] = masked.sum()
+            self.seq_count[key][index] = int(m.sum())
+            self.joint_sum[key] += masked.sum(axis=0)
+            self.joint_count[key] += m.sum(axis=0)
+
+    def grouped(self, group_of_seq: np.ndarray, groups: int) -> tuple[dict, dict]:
+        sums = {k: np.bincount(group_of_seq, weights=v, minlength=groups) for k, v in self.seq_sum.items()}
+        counts = {k: np.bincount(group_of_seq, weights=v, minlength=groups).astype(np.int64)
+                  for k, v in self.seq_count.items()}
+        return sums, counts
+
+
+def _nothing_scored(protocols: list[str], counts: dict[str, int], predicted: int, chosen: int,
+                    source: dict) -> None:
+    """Refuse an evaluation that counted no joint for some protocol: a report of dashes and zero
+    counts would read as a result."""
+    empty = [k for k in protocols if counts[k] == 0]
+    if not empty:
+        return
+    names = ", ".join(PROTOCOLS[k][0] for k in empty)
+    if predicted == 0:
+        why = (f"all {chosen} predicted joints are NaN (a model with NaN weights, or NaN input)"
+               if chosen else "no frame was selected")
+    else:
+        why = "no joint has both a prediction and valid ground truth"
+    raise PoseCliError(f"nothing was scored for {names}: {why}", source.get("path"))
 
 
 def score(cache: PoseCache, pred_m: np.ndarray | None, sequences: Sequence[int], protocols: Sequence[str],
           source: dict, worst: int = 3, *, pred2d: np.ndarray | None = None, every: int = 1) -> EvalResult:
     """Score predictions [N, 17, 3] (metres) and/or 2D predictions [N, 17, 2] (pixels) against the
-    cache on the selected sequences, on every `every`-th frame of each."""
+    cache on the selected sequences, on every `every`-th frame of each, one sequence at a time.
+    An evaluation that counts no joint for a protocol is refused (`_nothing_scored`)."""
     protocols = parse_protocols(protocols)
     need3d = [k for k in protocols if k not in PROTOCOLS_2D]
     if need3d and cache.keypoints3d is None:
@@ -248,36 +291,54 @@ def score(cache: PoseCache, pred_m: np.ndarray | None, sequences: Sequence[int],
     if every > 1 and "vel" in protocols:
         raise PoseCliError("MPJVE (vel) needs consecutive frames: drop it from --protocols or use --every 1")
     sequences = list(sequences)
-    frame_idx = np.concatenate([np.arange(cache.seq_start[s], cache.seq_start[s] + cache.seq_length[s])
-                                for s in sequences])
-    lengths = np.array([int(cache.seq_length[s]) for s in sequences])
-    local_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    chosen = np.concatenate([np.arange(n) % every == 0 for n in lengths])
+    lengths = np.array([int(cache.seq_length[s]) for s in sequences], dtype=np.int64)
     status_ok = cache.joint_status != JointStatus.MISSING
-    p1_err = pred_mm = gt_mm = None
-    valid = np.zeros((len(frame_idx), NUM_JOINTS), dtype=bool)
-    has_pred = np.zeros_like(valid)
-    if need3d:
-        gt_mm = np.asarray(cache.keypoints3d[frame_idx], dtype=np.float64) * 1000.0
-        pred = np.asarray(pred_m[frame_idx], dtype=np.float64)
-        has_pred = np.isfinite(pred).all(axis=-1) & np.isfinite(pred[:, :1]).all(axis=-1)
-        valid = has_pred & status_ok[None, :] & np.isfinite(gt_mm).all(axis=-1) & chosen[:, None]
-        pred_mm = np.nan_to_num(pred) * 1000.0
-        p1_err = M.mpjpe_errors(pred_mm, gt_mm)
-    gt2d = conf2d = valid2d = p2d = None
-    if pred2d is not None:
-        gt2d = np.asarray(cache.keypoints2d[frame_idx], dtype=np.float64)
-        conf2d = np.asarray(cache.confidence[frame_idx])
-        p2d = np.asarray(pred2d[frame_idx], dtype=np.float64)
-        has2d = np.isfinite(p2d).all(axis=-1)
-        valid2d = has2d & (conf2d > 0) & chosen[:, None]
-        has_pred = has_pred | has2d
-        p2d = np.nan_to_num(p2d)
-    values = _metric_values(pred_mm, gt_mm, p1_err, valid, local_start, protocols, p2d, gt2d, conf2d, valid2d)
-    joints_missing = int((~valid & chosen[:, None]).sum()) if need3d else int((~valid2d & chosen[:, None]).sum())
+    sums = _Sums(protocols, len(sequences))
+    p1_sum, p1_count = np.zeros(len(sequences)), np.zeros(len(sequences), dtype=np.int64)
+    frames_chosen = np.zeros(len(sequences), dtype=np.int64)
+    curves: list[np.ndarray | None] = [None] * len(sequences)
+    joints_missing = predictions_missing = predicted = 0
+
+    for i, seq in enumerate(sequences):
+        s0, n = int(cache.seq_start[seq]), int(lengths[i])
+        sl = slice(s0, s0 + n)
+        chosen = np.arange(n) % every == 0
+        frames_chosen[i] = int(chosen.sum())
+        p1_err = pred_mm = gt_mm = None
+        valid = np.zeros((n, NUM_JOINTS), dtype=bool)
+        has_pred = np.zeros_like(valid)
+        if need3d:
+            gt_mm = np.asarray(cache.keypoints3d[sl], dtype=np.float64) * 1000.0
+            pred = np.asarray(pred_m[sl], dtype=np.float64)
+            has_pred = np.isfinite(pred).all(axis=-1) & np.isfinite(pred[:, :1]).all(axis=-1)
+            valid = has_pred & status_ok[None, :] & np.isfinite(gt_mm).all(axis=-1) & chosen[:, None]
+            pred_mm = np.nan_to_num(pred) * 1000.0
+            p1_err = M.mpjpe_errors(pred_mm, gt_mm)
+        gt2d = conf2d = valid2d = p2d = None
+        if pred2d is not None:
+            gt2d = np.asarray(cache.keypoints2d[sl], dtype=np.float64)
+            conf2d = np.asarray(cache.confidence[sl])
+            p2d = np.asarray(pred2d[sl], dtype=np.float64)
+            has2d = np.isfinite(p2d).all(axis=-1)
+            valid2d = has2d & (conf2d > 0) & chosen[:, None]
+            has_pred = has_pred | has2d
+            p2d = np.nan_to_num(p2d)
+        sums.add(i, _metric_values(pred_mm, gt_mm, p1_err, valid, np.array([0]), protocols, p2d, gt2d,
+                                   conf2d, valid2d))
+        scored = valid if need3d else valid2d
+        joints_missing += int((~scored & chosen[:, None]).sum())
+        predictions_missing += int((~has_pred & chosen[:, None]).sum())
+        predicted += int((has_pred & chosen[:, None]).sum())
+        if p1_err is not None:
+            masked = np.where(valid, p1_err, 0.0)
+            p1_sum[i], p1_count[i] = masked.sum(), int(valid.sum())
+            per_frame = valid.sum(axis=1)
+            curves[i] = np.where(per_frame > 0, masked.sum(axis=1) / np.maximum(per_frame, 1), np.nan)
+
+    totals = {k: int(v.sum()) for k, v in sums.seq_count.items()}
+    _nothing_scored(protocols, totals, predicted, int(frames_chosen.sum()) * NUM_JOINTS, source)
 
     h36m = is_h36m(cache)
-    seq_of_frame = np.repeat(np.arange(len(sequences)), lengths)
     labels = {
         "action": [h36m_action(cache.action[s]) if h36m else cache.action[s] for s in sequences],
         "subject": [cache.subject[s] for s in sequences],
@@ -287,44 +348,39 @@ def score(cache: PoseCache, pred_m: np.ndarray | None, sequences: Sequence[int],
     for kind, per_seq in labels.items():
         names = sorted(set(per_seq))
         index = {n: i for i, n in enumerate(names)}
-        frame_group = np.array([index[n] for n in per_seq])[seq_of_frame]
-        frames = np.bincount(frame_group[chosen], minlength=len(names))
-        tables[kind] = _table({k: _group_means(v, m, frame_group, names) for k, (v, m) in values.items()},
-                              frames)
-    tables["joint"] = _table({k: _per_joint(v, m) for k, (v, m) in values.items()},
-                             np.full(NUM_JOINTS, int(chosen.sum())))
+        group_of_seq = np.array([index[n] for n in per_seq], dtype=np.int64)
+        frames = np.bincount(group_of_seq, weights=frames_chosen, minlength=len(names)).astype(np.int64)
+        tables[kind] = _table(names, frames, *sums.grouped(group_of_seq, len(names)))
+    tables["joint"] = _table(list(H36M_JOINTS), np.full(NUM_JOINTS, int(frames_chosen.sum())),
+                             sums.joint_sum, sums.joint_count)
 
     overall = {}
-    for key, (v, m) in values.items():
-        s = M.masked_mean(v, m)
+    for key in protocols:
         name, unit = PROTOCOLS[key]
-        overall[key] = {"name": name, "unit": unit, "value": s.value, "count": s.count}
+        overall[key] = {"name": name, "unit": unit, "value": float(sums.seq_sum[key].sum() / totals[key]),
+                        "count": totals[key]}
     action_average = None
     if h36m:
         action_average = {k: float(np.nanmean([row[k] for row in tables["action"]])) for k in protocols}
 
     worst_rows, frame_error = [], {}
-    if p1_err is not None:
-        seq_p1 = _group_means(p1_err, valid, seq_of_frame, [str(s) for s in sequences])
+    if need3d:
         seq_rows = [{"index": int(s), "subject": cache.subject[s], "action": cache.action[s],
-                     "camera": cache.camera[s], "frames": int(n), "p1": r["value"]}
-                    for s, n, r in zip(sequences, lengths, seq_p1)]
+                     "camera": cache.camera[s], "frames": int(n),
+                     "p1": float(p1_sum[i] / p1_count[i]) if p1_count[i] else float("nan")}
+                    for i, (s, n) in enumerate(zip(sequences, lengths))]
         worst_rows = sorted((r for r in seq_rows if np.isfinite(r["p1"])), key=lambda r: -r["p1"])[:worst]
     for r in worst_rows:
-        i = sequences.index(r["index"])
-        sl = slice(local_start[i], local_start[i] + lengths[i])
-        e, m = p1_err[sl], valid[sl]
-        frame_error[f"{r['subject']}/{r['action']}/{r['camera']}"] = np.where(
-            m.any(axis=1), np.where(m, e, 0).sum(axis=1) / np.maximum(m.sum(axis=1), 1), np.nan)
+        frame_error[f"{r['subject']}/{r['action']}/{r['camera']}"] = curves[sequences.index(r["index"])]
 
     report = {
         "source": source,
         "data": {"path": str(cache.path), "dataset": cache.dataset, "split": str(cache.attrs.get("split", "")),
-                 "sequences": len(sequences), "frames": int(chosen.sum()), "every": int(every),
+                 "sequences": len(sequences), "frames": int(frames_chosen.sum()), "every": int(every),
                  "subjects": sorted(set(labels["subject"])), "h36m_conventions": h36m},
         "protocols": protocols,
         "joints_missing": joints_missing,
-        "predictions_missing": int((~has_pred & chosen[:, None]).sum()),
+        "predictions_missing": predictions_missing,
         "overall": overall,
         "action_average": action_average,
         "tables": tables,
@@ -336,7 +392,7 @@ def score(cache: PoseCache, pred_m: np.ndarray | None, sequences: Sequence[int],
 def evaluate_predictions(predictions: str | Path, data: str | Path, *, protocols: Sequence[str] = DEFAULT_LIFTER,
                          subjects: Sequence[str] | None = None, every: int = 1) -> EvalResult:
     """Evaluate a predictions NPZ (docs/evaluation.md) against a 3D cache."""
-    with open_cache(data) as cache:
+    with open_cache(data, in_memory=False) as cache:
         sequences = select_sequences(cache, subjects)
         pred = load_predictions(predictions, cache.num_frames)
         return score(cache, pred, sequences, protocols, {"kind": "predictions", "path": str(predictions)},
@@ -354,6 +410,11 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, protocols: 
     `progress(frames_done, frames_total)` reports progress."""
     from posecli.predict_image import checkpoint_family
 
+    check_range("--batch-size", batch_size, 1, MAX_BATCH, integer=True)
+    check_range("--input-noise", input_noise, 0, MAX_INPUT_NOISE)
+    check_range("--every", every, 1, integer=True)
+    if stride is not None:
+        check_range("--stride", stride, 1, integer=True)
     if checkpoint_family(checkpoint) == "image":
         if input_noise:
             raise PoseCliError("--input-noise corrupts a lifter's 2D input; an image model reads pixels",
@@ -363,7 +424,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, protocols: 
     from posecli.engine.checkpoint import load_model
 
     protocols = default_protocols("lifter", True) if protocols is None else protocols
-    with open_cache(data) as cache:
+    with open_cache(data, in_memory=False) as cache:
         if cache.keypoints3d is None:
             raise PoseCliError("cache has no 3D ground truth (keypoints3d): eval needs a 3D cache", cache.path)
         sequences = select_sequences(cache, subjects)
@@ -396,7 +457,7 @@ def evaluate_image_checkpoint(checkpoint: str | Path, data: str | Path, *, proto
     from posecli.data.image_cache import ImageStore
     from posecli.predict_image import load_image_model, predict_frames
 
-    with open_cache(data) as cache:
+    with open_cache(data, in_memory=False) as cache:
         if not cache.has_images:
             raise PoseCliError("cache has no image crops, which an image-family model needs: prepare it "
                                "with --images DIR", cache.path)

@@ -20,6 +20,7 @@ from posecli.atomic import atomic_folder
 from posecli.errors import PoseCliError
 from posecli.eval.plots import plot_over_time, plot_table
 from posecli.eval.protocols import PROTOCOLS, EvalResult
+from posecli.output_path import check_output_folder
 
 TABLES = ("action", "subject", "camera", "joint")
 
@@ -80,15 +81,19 @@ def _write_csv(path: Path, rows: list[dict], protocols: list[str]) -> None:
             writer.writerow([r["name"], r["frames"], r["joints"], *(_fmt(r[k], 3) for k in protocols)])
 
 
-def _check_replaceable(out: Path) -> None:
+def check_report_folder(out: str | Path) -> Path:
+    """Refuse, before any work, an --out that cannot become a report folder: an existing folder
+    that is not a posecli report (it would be replaced), a file, or an unwritable place."""
+    out = Path(out)
+    check_output_folder(out)
     if out.exists() and not (out.is_dir() and (out / "report.json").is_file()):
         raise PoseCliError("output exists and is not a posecli report folder; choose another --out", out)
+    return out
 
 
 def write_report(result: EvalResult, out: str | Path) -> Path:
     """Write report.json, per_<table>.csv, report.md and plots into `out`, atomically."""
-    out = Path(out)
-    _check_replaceable(out)
+    out = check_report_folder(out)
     report = {"posecli_version": __version__,
               "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **result.report}
     with atomic_folder(out) as tmp:

@@ -16,9 +16,12 @@ from torch import nn
 
 from posecli.atomic import atomic_output
 from posecli.errors import PoseCliError
+from posecli.options import check_range
+from posecli.output_path import check_output_file
 from posecli.skeleton import NUM_JOINTS
 
 DEFAULT_OPSET = 17
+MIN_OPSET = 13                 # LayerNorm and friends export from opset 13 on
 
 
 class _Pose3dOnly(nn.Module):
@@ -32,15 +35,21 @@ class _Pose3dOnly(nn.Module):
         return self.model(x)["pose3d"]
 
 
+def check_opset(opset: int) -> int:
+    """An opset the TorchScript exporter writes (older ones lack the operators a lifter uses)."""
+    from torch.onnx import _constants
+
+    return check_range("--opset", opset, MIN_OPSET, _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET, integer=True)
+
+
 def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSET) -> Path:
     """Export `model` (eval mode, CPU) to `path` with a dynamic batch axis; returns the path."""
     try:
         import onnx  # noqa: F401  (torch's exporter imports it; fail with a clear message instead)
     except ImportError as exc:
         raise PoseCliError(f'ONNX export needs the onnx package ({exc}): pip install "posecli[onnx]"') from None
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise PoseCliError("output folder does not exist", path.parent)
+    check_opset(opset)
+    path = check_output_file(path, create_parents=False)
     wrapped = _Pose3dOnly(model).cpu().eval()
     example = torch.zeros(2, int(model.window), NUM_JOINTS, 3)
     with atomic_output(path) as tmp, warnings.catch_warnings(), torch.no_grad():

@@ -29,6 +29,8 @@ from torch import nn
 
 from posecli.atomic import atomic_folder
 from posecli.errors import PoseCliError
+from posecli.options import check_range
+from posecli.output_path import check_output_folder
 from posecli.infer.detector import Detection, Detector
 from posecli.infer.gaps import fill_gaps, present_frames, segments
 from posecli.infer.outputs import (
@@ -51,6 +53,8 @@ from posecli.skeleton import NUM_JOINTS
 DETECT_SIDE = 960   # frames are scaled to this longer side for the detector (BlazePose sees 256 px)
 STAGES = ("decode", "detect", "track", "lift", "smooth", "write", "render")
 
+
+MAX_SMOOTH = 1000.0             # One-Euro strength; far beyond it every pose is the first one
 
 @dataclass
 class InferOptions:
@@ -264,10 +268,12 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
     """
     options = options or InferOptions()
     start = time.perf_counter()
-    if options.smooth < 0:
-        raise PoseCliError(f"--smooth must be >= 0, got {options.smooth}")
-    if options.max_people is not None and options.max_people < 1:
-        raise PoseCliError(f"--max-people must be >= 1, got {options.max_people}")
+    check_range("--smooth", options.smooth, 0, MAX_SMOOTH)
+    if options.max_people is not None:
+        check_range("--max-people", options.max_people, 1, integer=True)
+    check_range("--max-gap", options.max_gap, 0, integer=True)
+    check_range("batch size", options.batch_size, 1, 65_536, integer=True)
+    check_output_folder(out_dir)
     info = probe_video(video)
     if model is None:
         model = load_infer_model(options.checkpoint, options.model, options.device)
