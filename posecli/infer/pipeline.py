@@ -41,6 +41,7 @@ from posecli.infer.smooth import smooth_sequence
 from posecli.infer.track import Tracks, track_detections
 from posecli.infer.video import (
     VideoInfo,
+    count_frames,
     iter_frames,
     prefetch,
     probe_video,
@@ -278,7 +279,7 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
     if options.keypoints is not None:
         from posecli.infer.keypoints_io import read_keypoints
 
-        keypoints = read_keypoints(options.keypoints)
+        keypoints = read_keypoints(options.keypoints, video_frames=count_frames(info.path))
     fps = info.fps if info.fps > 0 else 30.0
     image_size = (info.width, info.height)
 
