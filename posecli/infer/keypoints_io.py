@@ -111,15 +111,15 @@ def _read_coco_like(path: Path, data, limit: int, video_frames: int | None) -> l
                 or a.get("num_keypoints", 1) > 0]
     if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
         raise PoseCliError("expected a COCO/Halpe results list of {image_id, keypoints} objects", path)
-    people: dict[int, list[Detection]] = {}
     for i, entry in enumerate(data):
         if "keypoints" not in entry or "image_id" not in entry:
             raise PoseCliError(f"entry {i} lacks 'image_id' or 'keypoints'", path)
-        frame = _frame_of(entry["image_id"], path)
-        if frame >= limit:
-            raise _too_long(frame + 1, limit, video_frames, path)
-        det = _person(entry["keypoints"], path, f"entry {i}", _COCO_LIKE)
-        people.setdefault(frame, []).append(det)
+    frames = [_frame_of(entry["image_id"], path) for entry in data]
+    if frames and max(frames) >= limit:                 # checked before any per-frame list exists
+        raise _too_long(max(frames) + 1, limit, video_frames, path)
+    people: dict[int, list[Detection]] = {}
+    for i, (entry, frame) in enumerate(zip(data, frames)):
+        people.setdefault(frame, []).append(_person(entry["keypoints"], path, f"entry {i}", _COCO_LIKE))
     if not people:
         raise PoseCliError("no people in keypoints file", path)
     return [people.get(f, []) for f in range(max(people) + 1)]

@@ -270,16 +270,16 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
     if options.max_people is not None and options.max_people < 1:
         raise PoseCliError(f"--max-people must be >= 1, got {options.max_people}")
     info = probe_video(video)
+    keypoints = None
+    if options.keypoints is not None:          # before the model: a wrong file fails in a blink
+        from posecli.infer.keypoints_io import read_keypoints
+
+        keypoints = read_keypoints(options.keypoints, video_frames=count_frames(info.path))
     if model is None:
         model = load_infer_model(options.checkpoint, options.model, options.device)
     elif getattr(model, "family", "lifter") != "image":
         check_lifter(model, getattr(model, "family", "lifter"), "h36m17", "model")
     image = getattr(model, "family", "lifter") == "image"
-    keypoints = None
-    if options.keypoints is not None:
-        from posecli.infer.keypoints_io import read_keypoints
-
-        keypoints = read_keypoints(options.keypoints, video_frames=count_frames(info.path))
     fps = info.fps if info.fps > 0 else 30.0
     image_size = (info.width, info.height)
 
