@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from posecli.skeleton import get_layout
+
 MEMORY_LIMIT = 1536 << 20          # RLIMIT_AS of the worker process (torch alone maps ~750 MB)
 CASE_SECONDS = 30                  # per-case wall-clock bound
 # The worker runs with a per-file input limit of 64 MB (POSECLI_MAX_INPUT_BYTES) so that zip bombs
@@ -34,9 +36,7 @@ CASE_SECONDS = 30                  # per-case wall-clock bound
 WORKER_INPUT_LIMIT = 64 << 20
 BOMB_BYTES = 96 << 20
 
-COCO17 = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-          "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-          "right_knee", "left_ankle", "right_ankle"]
+COCO17 = list(get_layout("coco17").joints)
 STANDING = np.array([[80, 20], [83, 17], [77, 17], [86, 19], [74, 19], [92, 35], [68, 35], [96, 55],
                      [64, 55], [98, 72], [62, 72], [88, 70], [72, 70], [89, 90], [71, 90], [90, 110],
                      [70, 110]], dtype=np.float64)
@@ -112,44 +112,43 @@ def mocap_arrays(rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {"train__walk__01_01": walk.astype(np.float32)}
 
 
-BVH = """HIERARCHY
-ROOT Hips
-{
-  OFFSET 0 0 0
-  CHANNELS 6 Xposition Yposition Zposition Zrotation Yrotation Xrotation
-  JOINT Spine
-  {
-    OFFSET 0 50 0
-    CHANNELS 3 Zrotation Xrotation Yrotation
-    JOINT Head
-    {
-      OFFSET 0 60 0
-      CHANNELS 3 Zrotation Xrotation Yrotation
-      End Site
-      {
-        OFFSET 0 20 0
-      }
-    }
-  }
-  JOINT LeftUpLeg
-  {
-    OFFSET 10 0 0
-    CHANNELS 3 Zrotation Xrotation Yrotation
-    End Site
-    {
-      OFFSET 0 -90 0
-    }
-  }
-}
-MOTION
-Frames: 4
-Frame Time: 0.0333333
-"""
+# A human BVH: the joint names posecli.skeleton maps to H36M-17, 3 rotation channels each.
+_BVH_TREE = [("Hips", None, (0, 0, 0)), ("LeftUpLeg", "Hips", (10, 0, 0)), ("LeftLeg", "LeftUpLeg", (0, -45, 0)),
+             ("LeftFoot", "LeftLeg", (0, -45, 0)), ("RightUpLeg", "Hips", (-10, 0, 0)),
+             ("RightLeg", "RightUpLeg", (0, -45, 0)), ("RightFoot", "RightLeg", (0, -45, 0)),
+             ("Spine", "Hips", (0, 25, 0)), ("Neck", "Spine", (0, 30, 0)), ("Head", "Neck", (0, 10, 0)),
+             ("LeftArm", "Neck", (18, -5, 0)), ("LeftForeArm", "LeftArm", (0, -28, 0)),
+             ("LeftHand", "LeftForeArm", (0, -25, 0)), ("RightArm", "Neck", (-18, -5, 0)),
+             ("RightForeArm", "RightArm", (0, -28, 0)), ("RightHand", "RightForeArm", (0, -25, 0))]
 
 
-def bvh_text(rng: np.random.Generator) -> str:
-    rows = [" ".join(f"{v:.3f}" for v in [0, 90, 0, *rng.normal(0, 5, 12)]) for _ in range(4)]
-    return BVH + "\n".join(rows) + "\n"
+def bvh_hierarchy() -> tuple[str, int]:
+    """(HIERARCHY text, channel count) of the 16-joint human skeleton above, in centimetres."""
+    children: dict[str | None, list] = {}
+    for name, parent, offset in _BVH_TREE:
+        children.setdefault(parent, []).append((name, offset))
+
+    def block(name: str, offset, depth: int, root: bool) -> list[str]:
+        pad = "  " * depth
+        chans = "6 Xposition Yposition Zposition Zrotation Xrotation Yrotation" if root else \
+            "3 Zrotation Xrotation Yrotation"
+        lines = [f"{pad}{'ROOT' if root else 'JOINT'} {name}", f"{pad}{{", f"{pad}  OFFSET {' '.join(map(str, offset))}",
+                 f"{pad}  CHANNELS {chans}"]
+        kids = children.get(name, [])
+        for kid, off in kids:
+            lines += block(kid, off, depth + 1, False)
+        if not kids:
+            lines += [f"{pad}  End Site", f"{pad}  {{", f"{pad}    OFFSET 0 -8 0", f"{pad}  }}"]
+        return lines + [f"{pad}}}"]
+
+    text = "\n".join(["HIERARCHY", *block("Hips", (0, 0, 0), 0, True)]) + "\n"
+    return text, 6 + 3 * (len(_BVH_TREE) - 1)
+
+
+def bvh_text(rng: np.random.Generator, frames: int = 4) -> str:
+    hierarchy, channels = bvh_hierarchy()
+    rows = [" ".join(f"{v:.3f}" for v in [0, 95, 0, *rng.normal(0, 5, channels - 3)]) for _ in range(frames)]
+    return hierarchy + f"MOTION\nFrames: {frames}\nFrame Time: 0.0333333\n" + "\n".join(rows) + "\n"
 
 
 def humaneva_npz(rng: np.random.Generator, path3d: Path, path2d: Path) -> None:
@@ -280,23 +279,18 @@ def npy_header(shape: tuple[int, ...], descr: str = "<f4") -> bytes:
 def npz_mutation(arrays: dict[str, np.ndarray], rng: random.Random) -> tuple[str, bytes, bool]:
     """An npz whose arrays hold NaN, have the wrong shape/dtype, or declare huge sizes."""
     arrays = {k: np.array(v) for k, v in arrays.items()}
-    key = rng.choice(sorted(arrays))
+    key = rng.choice(sorted(k for k, v in arrays.items() if v.dtype.kind in "fiu"))
     kind = rng.choice(["nan", "shape", "dtype", "huge_header", "bomb", "empty"])
     buf = io.BytesIO()
-    if kind in ("huge_header", "bomb"):
+    if kind == "bomb":
+        return kind, _bomb(key), True
+    if kind == "huge_header":
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
             for k, v in arrays.items():
                 if k != key:
                     z.writestr(f"{k}.npy", _npy(v))
-            if kind == "huge_header":
-                shape = (rng.choice([2 ** 36, 2 ** 31, 10 ** 12]), *arrays[key].shape[1:])
-                z.writestr(f"{key}.npy", npy_header(shape) + bytes(64))
-            else:
-                with z.open(f"{key}.npy", "w", force_zip64=True) as f:   # inflates past the limit
-                    f.write(npy_header((BOMB_BYTES // 4,)))
-                    block = bytes(1 << 22)
-                    for _ in range(BOMB_BYTES >> 22):
-                        f.write(block)
+            shape = (rng.choice([2 ** 36, 2 ** 31, 10 ** 12]), *arrays[key].shape[1:])
+            z.writestr(f"{key}.npy", npy_header(shape) + bytes(64))
         return kind, buf.getvalue(), True
     a = arrays[key].astype(np.float64)
     if kind == "nan":
@@ -312,6 +306,23 @@ def npz_mutation(arrays: dict[str, np.ndarray], rng: random.Random) -> tuple[str
         for k, v in arrays.items():
             z.writestr(f"{k}.npy", _npy(v))
     return kind, buf.getvalue(), False
+
+
+_BOMBS: dict[str, bytes] = {}
+
+
+def _bomb(key: str) -> bytes:
+    """An npz of ~100 KB whose one entry inflates to BOMB_BYTES (made once per key, then reused)."""
+    if key not in _BOMBS:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            with z.open(f"{key}.npy", "w", force_zip64=True) as f:
+                f.write(npy_header((BOMB_BYTES // 4,)))
+                block = bytes(1 << 22)
+                for _ in range(BOMB_BYTES >> 22):
+                    f.write(block)
+        _BOMBS[key] = buf.getvalue()
+    return _BOMBS[key]
 
 
 def _npy(a: np.ndarray) -> bytes:
@@ -396,8 +407,7 @@ def _prepare_case(fmt: str, name: str, files: list[Path], blame: Path, folder: P
                   extra: tuple[str, ...] = ()) -> Case:
     out = folder / "out" / "cache.h5"
     out.parent.mkdir(exist_ok=True)
-    return Case(name, ["prepare", fmt, *map(str, files), "-o", str(out), *extra], str(blame), str(out.parent),
-                must_fail)
+    return Case(name, ["prepare", fmt, *map(str, files), "-o", str(out), *extra], str(blame), str(out), must_fail)
 
 
 def _infer_case(name: str, video: Path, folder: Path, blame: Path, must_fail: bool, *,
@@ -470,7 +480,7 @@ def _case(family: str, folder: Path, rng: random.Random, nrng: np.random.Generat
             data = PRESET.replace("steps: 2", rng.choice(["steps: [1, 2]", "steps: {a: 1}", "steps: abc",
                                                           "steps: .nan"])).encode()
         elif kind == "deep":
-            data = ("model: " + "[" * 20_000 + "]" * 20_000 + "\n").encode()
+            data = ("model: " + "[" * 400 + "]" * 400 + "\n").encode()
         else:
             data, must = flip_bytes(PRESET.encode(), rng), False
         path.write_bytes(data)

@@ -20,7 +20,7 @@ def test_damaged_inputs_fail_cleanly(tmp_path):
     cases = generate(tmp_path, CASES, seed=15)
     outcomes = run_in_worker(cases, timeout=900)
     problems = [(c.name, o.problem, c.blame) for c, o in zip(cases, outcomes) if o.problem]
-    assert problems == []
+    assert problems == [], "\n".join(map(str, problems))
     refused = Counter(c.name.split("/")[0] for c, o in zip(cases, outcomes) if o.code == 2)
     assert set(refused) == set(FAMILIES)                      # every family had cases that failed
     assert sum(refused.values()) >= CASES * 0.7               # most damage is caught, not absorbed
