@@ -271,11 +271,19 @@ def _read_layers(path: Path, seen: tuple[Path, ...] = (), schema: Mapping[str, A
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise PoseCliError(f"not valid YAML ({str(exc).splitlines()[0]})", path) from None
+    except UnicodeDecodeError:
+        raise PoseCliError("not a UTF-8 text file (a binary file given as a preset?)", path) from None
+    except RecursionError:
+        raise PoseCliError("not a preset: YAML nested too deeply", path) from None
+    except OSError as exc:
+        raise PoseCliError(f"cannot read preset ({exc.strerror or exc.__class__.__name__})", path) from None
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise PoseCliError("a preset must be a YAML mapping", path)
     parents = raw.pop("extends", None) or []
     parents = [parents] if isinstance(parents, str) else parents
+    if not isinstance(parents, list) or not all(isinstance(x, str) for x in parents):
+        raise PoseCliError("'extends' must be a preset name or a list of names", path)
     merged: dict[str, Any] = {}
     for parent in parents:
         merged = deep_merge(merged, _read_layers(find_preset(parent, path.parent), (*seen, path.resolve()),

@@ -17,3 +17,15 @@ class PoseCliError(Exception):
     def __init__(self, message: str, path: str | Path | None = None):
         self.path = None if path is None else Path(path)
         super().__init__(f"{self.path}: {message}" if self.path is not None else message)
+
+
+class PoseCliWarning(UserWarning):
+    """Something the user should know about their input that does not stop the command; the CLI
+    prints it as one yellow line naming the file."""
+
+
+def warn(message: str, path: str | Path | None = None) -> None:
+    """Emit a PoseCliWarning (shown once per message; tests catch it with pytest.warns)."""
+    import warnings
+
+    warnings.warn(f"{Path(path)}: {message}" if path is not None else message, PoseCliWarning, stacklevel=2)

@@ -70,10 +70,10 @@ def window_plan(num_frames: int, window: int, receptive_field: int = 1,
     frames one output needs (1 for a transformer, which returns T' = T; more for valid
     convolutions, which return T' = T - receptive_field + 1).
 
-    Transformer: windows of `window` frames every `stride` (default window // 2) frames, tent
-    weights. Convolutional: chunks of `stride` outputs (default receptive_field) read
-    stride + receptive_field - 1 inputs centred on them; chunks tile the sequence, uniform weights
-    where the last one overlaps.
+    Transformer: windows of `window` frames every `stride` (default window // 2, at most window)
+    frames, tent weights. Convolutional: chunks of `stride` outputs (default receptive_field, at
+    most the sequence length) read stride + receptive_field - 1 inputs centred on them; chunks tile
+    the sequence, uniform weights where the last one overlaps.
     """
     if stride is not None and int(stride) < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
@@ -85,12 +85,15 @@ def window_plan(num_frames: int, window: int, receptive_field: int = 1,
         check_range(f"--stride (frames between {window}-frame windows)" if receptive_field == 1
                     else "--stride (outputs per chunk)", stride, 1, limit, integer=True)
     if receptive_field > 1:
-        out_len = int(stride) if stride is not None else receptive_field
+        # A chunk longer than the sequence only adds padding: its size (and the memory and time of
+        # the one model call it makes) is bounded by the sequence, whatever stride asks for.
+        out_len = min(int(stride), max(num_frames, 1)) if stride is not None else receptive_field
         in_len, pad, step = out_len + receptive_field - 1, (receptive_field - 1) // 2, out_len
         weights = np.ones(out_len)
     else:
+        # Windows further apart than their length would leave frames without any output.
         out_len = in_len = int(window)
-        pad, step = 0, int(stride) if stride is not None else max(window // 2, 1)
+        pad, step = 0, min(int(stride), out_len) if stride is not None else max(window // 2, 1)
         k = np.arange(out_len)
         weights = np.minimum(k + 1, out_len - k).astype(np.float64)
     last = max(num_frames - out_len, 0)

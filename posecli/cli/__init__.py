@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 
 import typer
 from rich.console import Console
 
 from posecli import __version__
-from posecli.errors import EXIT_USER_ERROR, PoseCliError
+from posecli.errors import EXIT_USER_ERROR, PoseCliError, PoseCliWarning
 
 app = typer.Typer(
     name="posecli",
@@ -52,8 +53,20 @@ def _register_all() -> None:
         module.register(app)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """PoseCliWarnings as one yellow line (others keep Python's format)."""
+    if issubclass(category, PoseCliWarning):
+        err_console.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> None:
     _register_all()
+    warnings.showwarning = _show_warning
     try:
         app(args=argv, standalone_mode=True)
     except PoseCliError as exc:

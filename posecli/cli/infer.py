@@ -78,8 +78,9 @@ def export_bundle_cmd(
 ) -> None:
     """Package a checkpoint as safetensors weights + JSON metadata (how the default model ships)."""
     from posecli.engine.checkpoint import ASSETS, export_bundled
+    from posecli.infer.export import check_bundle_name
 
-    weights, meta = export_bundled(checkpoint, output or ASSETS, name=name)
+    weights, meta = export_bundled(checkpoint, output or ASSETS, name=check_bundle_name(name))
     console.print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and {meta}")
 
 

@@ -91,7 +91,7 @@ def write_cache(path: Path, result: ReaderResult, *, split: str, force: bool = F
     if image_crops is not None and len(image_crops[0]) != frames:
         raise PoseCliError(f"{len(image_crops[0])} image crops for {frames} frames", path)
 
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite=force) as tmp:
         _write(tmp, result, split=split, command=command, with3d=all(has3d))
         if image_crops is not None:
             from posecli.data.image_cache import write_image_group   # pulls in torch: only when needed

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from posecli.data.readers import mpii
-from posecli.data.readers._files import load_json
+from posecli.data.readers._files import load_json, read_text
 from posecli.data.records import PrepareOptions, ReaderResult
 from posecli.errors import PoseCliError
 
@@ -28,10 +28,7 @@ def load_exclude_names(path: Path, options: PrepareOptions | None = None) -> set
         return set(mpii.image_names(path, options))
     if suffix in mpii.KINDS:
         return set(mpii.image_names(path, options))
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise PoseCliError("exclude list is not a UTF-8 text file of image names", path) from None
+    lines = read_text(path).splitlines()
     return {line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")}
 
 

@@ -8,6 +8,7 @@ exporter also needs onnxscript); the file is written to a temp file and renamed 
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -58,3 +59,13 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSE
                           input_names=["input"], output_names=["pose3d"],
                           dynamic_axes={"input": {0: "batch"}, "pose3d": {0: "batch"}})
     return path
+
+
+def check_bundle_name(name: str) -> str:
+    """A bundled model name becomes `<name>.safetensors` + `<name>.json` inside the output folder:
+    refuse anything that is not a plain file name (`../x`, `a/b`, empty, hidden), so export
+    never writes outside that folder."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name) or ".." in name:
+        raise PoseCliError(f"--name must be a plain name (letters, digits, '_', '-', '.'; no folders), "
+                           f"got {name!r}")
+    return name

@@ -43,6 +43,7 @@ from posecli.infer.smooth import smooth_sequence
 from posecli.infer.track import Tracks, track_detections
 from posecli.infer.video import (
     VideoInfo,
+    count_frames,
     iter_frames,
     prefetch,
     probe_video,
@@ -275,16 +276,16 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
     check_range("batch size", options.batch_size, 1, 65_536, integer=True)
     check_output_folder(out_dir)
     info = probe_video(video)
+    keypoints = None
+    if options.keypoints is not None:          # before the model: a wrong file fails in a blink
+        from posecli.infer.keypoints_io import read_keypoints
+
+        keypoints = read_keypoints(options.keypoints, video_frames=count_frames(info.path))
     if model is None:
         model = load_infer_model(options.checkpoint, options.model, options.device)
     elif getattr(model, "family", "lifter") != "image":
         check_lifter(model, getattr(model, "family", "lifter"), "h36m17", "model")
     image = getattr(model, "family", "lifter") == "image"
-    keypoints = None
-    if options.keypoints is not None:
-        from posecli.infer.keypoints_io import read_keypoints
-
-        keypoints = read_keypoints(options.keypoints)
     fps = info.fps if info.fps > 0 else 30.0
     image_size = (info.width, info.height)
 

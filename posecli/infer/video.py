@@ -1,7 +1,11 @@
 """Video decode and H.264 encode with PyAV.
 
 Every decode failure (not a container, no video stream, a codec FFmpeg cannot decode) becomes one
-PoseCliError naming the file, so `posecli infer` never shows an FFmpeg traceback. The writer
+PoseCliError naming the file, so `posecli infer` never shows an FFmpeg traceback. Frames come out
+the way a player shows them: the display-matrix rotation phones write (a portrait clip is stored
+as landscape frames plus "rotate 90") is applied, so detections and skeletons are upright. A
+container that declares more frames than can be decoded (a truncated download) gets a warning
+naming both counts instead of silently yielding half the video. The writer
 encodes into a temporary file beside the target and renames it only when the stream is closed
 cleanly, so a crash never leaves a truncated MP4.
 """
@@ -22,7 +26,7 @@ from types import TracebackType
 import numpy as np
 
 from posecli.atomic import umask_permissions
-from posecli.errors import PoseCliError
+from posecli.errors import PoseCliError, warn
 
 
 def _av():
@@ -47,6 +51,21 @@ class VideoInfo:
     fps: float
     frames: int          # container's estimate; 0 when the container does not say
     codec: str
+    rotation: int = 0    # counter-clockwise degrees (0/90/180/270) applied to every decoded frame;
+                         # width and height above are of the upright (rotated) frames
+
+
+def frame_rotation(frame) -> int:
+    """The display-matrix rotation of a decoded frame, snapped to 0/90/180/270 counter-clockwise
+    degrees (phones write exact multiples of 90; PyAV reads the DISPLAYMATRIX side data)."""
+    degrees = float(getattr(frame, "rotation", 0) or 0)
+    return int(round(degrees / 90.0)) % 4 * 90
+
+
+def upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn a decoded frame [H, W, 3] the way the display matrix says (np.rot90 is counter-clockwise)."""
+    k = rotation // 90 % 4
+    return rgb if k == 0 else np.ascontiguousarray(np.rot90(rgb, k))
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -62,12 +81,26 @@ def probe_video(path: str | Path) -> VideoInfo:
             stream = container.streams.video[0]
             ctx = stream.codec_context
             rate = stream.average_rate or stream.guessed_rate or 0
-            return VideoInfo(path, int(ctx.width), int(ctx.height), float(rate), int(stream.frames or 0),
-                             str(ctx.name))
+            rotation = _first_frame_rotation(container, stream)
+            width, height = int(ctx.width), int(ctx.height)
+            if rotation in (90, 270):
+                width, height = height, width
+            return VideoInfo(path, width, height, float(rate), int(stream.frames or 0), str(ctx.name), rotation)
     except PoseCliError:
         raise
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise PoseCliError(f"not a readable video ({_reason(exc)})", path) from None
+
+
+def _first_frame_rotation(container, stream) -> int:
+    """Rotation of the first decodable frame (the display matrix is per stream, PyAV shows it per
+    frame); 0 when nothing decodes (iter_frames then reports the decode error itself)."""
+    try:
+        for frame in container.decode(stream):
+            return frame_rotation(frame)
+    except (_av().FFmpegError, ValueError):   # iter_frames reports it with its frame count
+        return 0
+    return 0
 
 
 def scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
@@ -80,10 +113,11 @@ def scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int
 
 def iter_frames(path: str | Path, *, max_frames: int | None = None,
                 max_side: int | None = None) -> Iterator[np.ndarray]:
-    """Yield RGB uint8 frames [H, W, 3] of the first video stream, in display order.
+    """Yield upright RGB uint8 frames [H, W, 3] of the first video stream, in display order.
 
     With `max_side`, frames are scaled down in the same swscale pass that converts them to RGB,
-    which costs less than converting at full size (the detector works at 256 px anyway)."""
+    which costs less than converting at full size (the detector works at 256 px anyway). Reading
+    to the end, fewer frames than the container declares gives a warning (truncated file)."""
     av = _av()
     path = Path(path)
     count = 0
@@ -93,9 +127,11 @@ def iter_frames(path: str | Path, *, max_frames: int | None = None,
                 raise PoseCliError("file has no video stream", path)
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            declared = int(stream.frames or 0)
             for frame in container.decode(stream):
                 w, h = scaled_size(frame.width, frame.height, max_side)
-                yield frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
+                rgb = frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
+                yield upright(rgb, frame_rotation(frame))
                 count += 1
                 if max_frames is not None and count >= max_frames:
                     return
@@ -103,6 +139,30 @@ def iter_frames(path: str | Path, *, max_frames: int | None = None,
         raise
     except (av.FFmpegError, ValueError) as exc:
         raise PoseCliError(f"cannot decode video after {count} frames ({_reason(exc)})", path) from None
+    check_decoded(path, count, declared)
+
+
+def check_decoded(path: Path, decoded: int, declared: int) -> None:
+    """Warn when a video ends before the frame count its container declares (truncated or
+    damaged file): results then cover only the decoded part."""
+    if declared > 0 and decoded < declared:
+        warn(f"decoded {decoded} of the {declared} frames the container declares (file truncated or "
+             f"damaged?); results cover the first {decoded} frames only", path)
+
+
+def count_frames(path: str | Path) -> int:
+    """Frames of the first video stream: the container's count, else its packets counted without
+    decoding (fast), so a keypoints file can be checked against the video it belongs to."""
+    av = _av()
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            if stream.frames:
+                return int(stream.frames)
+            return sum(1 for packet in container.demux(stream) if packet.size)
+    except (av.FFmpegError, ValueError, IndexError) as exc:
+        raise PoseCliError(f"not a readable video ({_reason(exc)})", path) from None
 
 
 def prefetch(frames: Iterator[np.ndarray], depth: int = 8) -> Iterator[tuple[np.ndarray, float]]:

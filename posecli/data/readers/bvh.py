@@ -18,11 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from posecli.data.readers._files import read_text, require_finite
 from posecli.errors import PoseCliError
 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
 _ROT = ("Xrotation", "Yrotation", "Zrotation")
 _POS = ("Xposition", "Yposition", "Zposition")
+MIN_FRAME_TIME = 1e-4        # seconds (10 kHz): no capture system records faster
 
 
 @dataclass
@@ -144,10 +146,7 @@ def _parse_hierarchy(tokens: list[str], path: Path) -> tuple[list[BvhJoint], int
 def read_bvh(path: str | Path) -> BvhMotion:
     """Parse a BVH file; raises PoseCliError naming the file when it is malformed."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise PoseCliError(f"cannot read BVH file ({exc.strerror})", path) from None
+    text = read_text(path, errors="replace")
     head, sep, motion_text = text.partition("MOTION")
     tokens = head.split()
     if not tokens or tokens[0] != "HIERARCHY" or not sep:
@@ -160,14 +159,26 @@ def read_bvh(path: str | Path) -> BvhMotion:
         time_line = [ln for ln in lines[:3] if ln.strip().startswith("Frame Time:")][0]
         n_frames = int(frames_line.split(":")[1])
         frame_time = float(time_line.split(":")[1])
-        values = np.array(lines[3].split(), dtype=np.float64) if len(lines) > 3 else np.zeros(0)
     except (IndexError, ValueError):
         raise PoseCliError("malformed BVH MOTION header (need 'Frames:' and 'Frame Time:')", path) from None
-    if frame_time <= 0:
-        raise PoseCliError(f"BVH frame time must be positive, got {frame_time}", path)
-    if values.size != n_frames * n_channels:
-        raise PoseCliError(f"BVH declares {n_frames} frames x {n_channels} channels but holds "
-                           f"{values.size} values", path)
-    if n_frames == 0:
+    if not MIN_FRAME_TIME <= frame_time < float("inf"):
+        raise PoseCliError(f"BVH frame time must be a finite number of seconds >= {MIN_FRAME_TIME:g}, "
+                           f"got {frame_time}", path)
+    if n_frames <= 0:
         raise PoseCliError("BVH file has no frames", path)
-    return BvhMotion(joints, values.reshape(n_frames, n_channels), frame_time)
+    rows = [line for line in lines[3].split("\n") if line.strip()] if len(lines) > 3 else []
+    if len(rows) != n_frames:
+        raise PoseCliError(f"BVH declares {n_frames} frames x {n_channels} channels but holds {len(rows)} "
+                           "motion rows", path)
+    values = np.empty((n_frames, n_channels), dtype=np.float64)
+    for i, row in enumerate(rows):
+        cells = row.split()
+        if len(cells) != n_channels:
+            raise PoseCliError(f"BVH declares {n_frames} frames x {n_channels} channels but frame {i} "
+                               f"has {len(cells)} values", path)
+        try:
+            values[i] = [float(c) for c in cells]
+        except ValueError:
+            raise PoseCliError(f"BVH frame {i} holds a value that is not a number", path) from None
+    require_finite(values, path, "BVH frame")
+    return BvhMotion(joints, values, frame_time)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from posecli.data.readers._files import read_bytes
 from posecli.data.records import PrepareOptions, ReaderResult, SequenceRecord
 from posecli.errors import PoseCliError
 from posecli.skeleton import Layout, convert_to_h36m, get_layout
@@ -137,7 +138,9 @@ def _text(value: Any, what: str, path: Path) -> str:
 def read_json_file(path: Path) -> ParsedFile:
     """Parse and validate one custom JSON file (see docs/custom-format.md)."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(read_bytes(path).decode("utf-8"))
+    except RecursionError:
+        raise PoseCliError("JSON nested too deeply", path) from None
     except json.JSONDecodeError as exc:
         raise PoseCliError(f"not valid JSON (truncated?): {exc.msg} at line {exc.lineno} column {exc.colno}",
                            path) from None

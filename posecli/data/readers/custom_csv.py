@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from posecli.data.readers._files import read_text
 from posecli.data.readers.custom import (
     ParsedFile,
     RawSequence,
@@ -24,6 +25,7 @@ from posecli.data.readers.custom import (
     parse_layout,
 )
 from posecli.errors import PoseCliError
+from posecli.limits import MAX_FILLED_FRAMES
 from posecli.skeleton import LAYOUTS, Layout
 
 META_KEYS = ("layout", "fps", "image_size", "intrinsics", "dataset")
@@ -32,10 +34,7 @@ TEXT_COLUMNS = ("subject", "action", "camera", "split")
 
 def _split_header(path: Path) -> tuple[dict[str, str], list[str], list[tuple[int, list[str]]]]:
     """Comment metadata, the header and the data rows (with their 1-based line numbers)."""
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise PoseCliError("not a UTF-8 text file", path) from None
+    lines = read_text(path).splitlines()
     meta: dict[str, str] = {}
     start = 0
     while start < len(lines) and (lines[start].startswith("#") or not lines[start].strip()):
@@ -47,7 +46,10 @@ def _split_header(path: Path) -> tuple[dict[str, str], list[str], list[tuple[int
                 raise PoseCliError(f"line {start + 1}: expected '# key: value' with key in {list(META_KEYS)}", path)
             meta[key] = value.strip()
         start += 1
-    rows = list(csv.reader(lines[start:]))
+    try:
+        rows = list(csv.reader(lines[start:]))
+    except csv.Error as exc:
+        raise PoseCliError(f"malformed CSV ({exc})", path) from None
     if not rows:
         raise PoseCliError("no header row (expected sequence,frame,x_<joint>,y_<joint>,...)", path)
     header = [h.strip() for h in rows[0]]
@@ -123,7 +125,7 @@ def read_csv_file(path: Path) -> ParsedFile:
             raise PoseCliError(f"line {line} has {len(row)} cells, the header has {len(header)} (truncated?)", path)
         name = row[position["sequence"]].strip()
         frame_text = row[position["frame"]].strip()
-        if not frame_text.isdigit():
+        if not re.fullmatch(r"[0-9]{1,15}", frame_text):
             raise PoseCliError(f"line {line}: frame must be a whole number >= 0, got '{frame_text}'", path)
         frame = int(frame_text)
         group = groups.setdefault(name, {"frames": {}, "text": {c: row[position[c]].strip()
@@ -149,6 +151,10 @@ def read_csv_file(path: Path) -> ParsedFile:
     for name, group in groups.items():
         frames = sorted(group["frames"])
         t = frames[-1] - frames[0] + 1
+        if t - len(frames) > MAX_FILLED_FRAMES:
+            raise PoseCliError(f"sequence '{name}' has {len(frames):,} rows but its frame numbers span "
+                               f"{frames[0]:,}..{frames[-1]:,}: filling {t - len(frames):,} missing frames is "
+                               f"over the limit of {MAX_FILLED_FRAMES:,} (a wrong frame number?)", path)
         kp = np.zeros((t, k, 2))
         conf = np.zeros((t, k))
         for frame, values in group["frames"].items():

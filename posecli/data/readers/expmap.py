@@ -10,13 +10,12 @@ is taken in TX, TY, TZ order (the source code's TZ, TY, TX order makes walking s
 
 from __future__ import annotations
 
-import gzip
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from posecli.data.readers._files import load_json, read_text, require_finite
 from posecli.errors import PoseCliError
 
 ASF_UNIT_M = 2.54 / 0.45 / 100.0      # one CMU ASF length unit in metres (0.056444)
@@ -37,8 +36,8 @@ class ExpmapSkeleton:
 
 def load_skeleton(path: Path) -> ExpmapSkeleton:
     """Read the kinematic tree JSON; PoseCliError when keys are missing or inconsistent."""
+    data = load_json(Path(path))
     try:
-        data = json.loads(Path(path).read_text())
         names = tuple(data["point_names"])
         parents = np.asarray(data["parents"], dtype=np.int64)
         offsets = np.asarray(data["offsets_asf_units"], dtype=np.float64)
@@ -62,12 +61,12 @@ def find_skeleton(motion_file: Path) -> Path | None:
 
 def read_expmap_rows(path: Path) -> np.ndarray:
     """The [T, 117] float rows of a .txt or .txt.gz file, rest-pose row included."""
-    opener = gzip.open if path.name.endswith(".gz") else open
+    lines = read_text(path).splitlines()
     try:
-        with opener(path, "rt") as f:
-            rows = np.loadtxt(f, delimiter=",", dtype=np.float64, ndmin=2)
-    except (OSError, ValueError, EOFError) as exc:
-        raise PoseCliError(f"cannot read expmap rows ({exc.__class__.__name__}: {exc})", path) from None
+        rows = np.loadtxt(lines, delimiter=",", dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        raise PoseCliError(f"cannot read expmap rows ({exc.__class__.__name__}: {str(exc)[:200]})", path) from None
+    require_finite(rows, path, "row")
     return rows
 
 

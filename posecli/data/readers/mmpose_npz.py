@@ -9,11 +9,13 @@ sorted by frame number.
 from __future__ import annotations
 
 from collections.abc import Callable
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from posecli.data.readers._files import load_npz
 from posecli.data.records import SequenceRecord
 from posecli.errors import PoseCliError
 from posecli.skeleton import convert_to_h36m, get_layout
@@ -36,22 +38,22 @@ class FrameGroup:
 
 def is_mmpose_npz(path: Path) -> bool:
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return all(k in data.files for k in REQUIRED_KEYS)
-    except (OSError, ValueError):
+        with zipfile.ZipFile(path) as archive:
+            names = {n.removesuffix(".npy") for n in archive.namelist()}
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
         return False
+    return all(k in names for k in REQUIRED_KEYS)
 
 
 def load_mmpose_npz(path: Path, num_joints: int) -> dict[str, np.ndarray]:
     """`imgname` [N] str, `part` [N, J, 3], `S` [N, J, 4] (checked, float64)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in REQUIRED_KEYS if k not in data.files]
-            if missing:
-                raise PoseCliError(f"not an mmpose body-3D npz: missing {', '.join(missing)}", path)
-            out = {k: data[k] for k in REQUIRED_KEYS}
-    except (OSError, ValueError) as exc:
-        raise PoseCliError(f"cannot read npz ({exc})", path) from None
+    data = load_npz(path)
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise PoseCliError(f"not an mmpose body-3D npz: missing {', '.join(missing)}", path)
+    out = {k: data[k] for k in REQUIRED_KEYS}
+    if out["imgname"].ndim != 1:
+        raise PoseCliError(f"imgname must be a list of names, got shape {out['imgname'].shape}", path)
     n = len(out["imgname"])
     if out["part"].shape != (n, num_joints, 3) or out["S"].shape != (n, num_joints, 4):
         raise PoseCliError(f"expected part [N,{num_joints},3] and S [N,{num_joints},4], got "

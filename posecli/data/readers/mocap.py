@@ -23,11 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from posecli.data.cameras import project, random_virtual_cameras, world_to_camera
+from posecli.data.readers._files import load_npz, require_finite
 from posecli.data.readers.bvh import read_bvh
 from posecli.data.readers.expmap import ExpmapSkeleton, find_skeleton, load_skeleton, read_expmap_file
 from posecli.data.records import PrepareOptions, ReaderResult, SequenceRecord
 from posecli.data.splits import bvh_split, li2018_split
 from posecli.errors import PoseCliError
+from posecli.limits import check_frames
 from posecli.skeleton import Layout, bvh_layout, convert_to_h36m, get_layout
 
 CMU_FPS = 120.0                  # the Li 2018 files do not state it; CMU captures at 120 Hz
@@ -36,6 +38,8 @@ MIN_DEPTH_M = 0.5                # a view with any joint closer than this is dro
 # Metres per file unit, tried in this order when a BVH file does not say (it never does).
 BVH_UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001, "inch": 0.0254, "cmu-asf": 2.54 / 0.45 / 100.0}
 TYPICAL_STATURE_M = 1.7
+STATURE_RANGE_M = (0.1, 10.0)    # --units giving a subject outside this height is a wrong unit
+MAX_FPS = 1000.0                 # --fps above this is a typo (and would allocate fps/120 x the frames)
 _SUFFIXES = (".npz", ".txt", ".txt.gz", ".bvh", ".json")
 
 
@@ -79,19 +83,17 @@ def _npz_sequences(path: Path) -> list[WorldSequence]:
     """CMU positions npz: keys `<split>__<action>__<name>`, [T, 38, 3] metres, first frame = rest pose."""
     layout = get_layout(CMU_LAYOUT)
     out = []
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            for key in data.files:
-                parts = key.split("__")
-                if len(parts) != 3:
-                    raise PoseCliError(f"key '{key}' is not <split>__<action>__<name>", path)
-                arr = data[key]
-                if arr.ndim != 3 or arr.shape[1:] != (layout.num_joints, 3):
-                    raise PoseCliError(f"'{key}' has shape {arr.shape}, expected [T, {layout.num_joints}, 3]", path)
-                out.append(WorldSequence(li2018_split(parts[0], parts[2]), parts[1], parts[2], arr[1:], CMU_FPS,
-                                         layout, path))
-    except (OSError, ValueError) as exc:
-        raise PoseCliError(f"cannot read positions npz ({exc})", path) from None
+    for key, arr in load_npz(path).items():
+        parts = key.split("__")
+        if len(parts) != 3:
+            raise PoseCliError(f"key '{key}' is not <split>__<action>__<name>", path)
+        if arr.ndim != 3 or arr.shape[1:] != (layout.num_joints, 3) or arr.dtype.kind not in "fiu":
+            raise PoseCliError(f"'{key}' has shape {arr.shape} ({arr.dtype}), expected [T, {layout.num_joints}, 3] "
+                               "numbers", path)
+        if len(arr) < 2:
+            raise PoseCliError(f"'{key}' has no frames after its rest-pose frame", path)
+        require_finite(arr.reshape(len(arr), -1), path, f"'{key}' frame")
+        out.append(WorldSequence(li2018_split(parts[0], parts[2]), parts[1], parts[2], arr[1:], CMU_FPS, layout, path))
     return out
 
 
@@ -117,6 +119,13 @@ def _bvh_sequence(path: Path, units: float | None, notes: list[str]) -> WorldSeq
     if units is None:
         unit_name, units = bvh_unit(positions)
         notes.append(f"{path.name}: units guessed as {unit_name} ({units:g} m per unit)")
+    else:
+        height = float(np.ptp(positions[0, :, 1])) * units
+        low, high = STATURE_RANGE_M
+        if height > 0 and not low <= height <= high:
+            guess = bvh_unit(positions)
+            raise PoseCliError(f"--units {units:g} makes the subject {height:.3g} m tall (outside {low:g}..{high:g} m);"
+                               f" the file looks like {guess[0]} ({guess[1]:g} m per unit)", path)
     fps = motion.fps
     fps = float(round(fps)) if abs(fps - round(fps)) < 0.01 else fps
     layout = bvh_layout(motion.names, [j.parent for j in motion.joints], source=path)
@@ -148,10 +157,11 @@ def load_world_sequences(files: list[Path], units: float | None = None,
     return sequences
 
 
-def resample(positions: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
+def resample(positions: np.ndarray, fps_in: float, fps_out: float, source: Path | None = None) -> np.ndarray:
     """Linear interpolation of [T, ...] frames from fps_in to fps_out (first frame kept)."""
     t = positions.shape[0]
     n = int(np.floor((t - 1) * fps_out / fps_in + 1e-9)) + 1
+    check_frames(n, source, f"resampling {t:,} frames from {fps_in:g} to {fps_out:g} Hz")
     src = np.arange(n) * (fps_in / fps_out)
     i0 = np.minimum(np.floor(src).astype(np.int64), t - 1)
     i1 = np.minimum(i0 + 1, t - 1)
@@ -208,10 +218,10 @@ def read_mocap(inputs: list[Path], options: PrepareOptions) -> ReaderResult:
     """`posecli prepare mocap`: see the module docstring."""
     if options.cameras < 1:
         raise PoseCliError(f"mocap needs at least one virtual camera, got --cameras {options.cameras}")
-    if options.units is not None and options.units <= 0:
-        raise PoseCliError(f"--units must be positive (metres per file unit), got {options.units}")
-    if options.fps is not None and options.fps <= 0:
-        raise PoseCliError(f"--fps must be positive, got {options.fps}")
+    if options.units is not None and not 0 < options.units < float("inf"):
+        raise PoseCliError(f"--units must be a positive number (metres per file unit), got {options.units}")
+    if options.fps is not None and not 0 < options.fps <= MAX_FPS:
+        raise PoseCliError(f"--fps must be a number in (0, {MAX_FPS:g}] Hz, got {options.fps}")
     files = collect_files(inputs)
     notes: list[str] = []
     sequences = _select(load_world_sequences(files, options.units, notes), options)
@@ -228,7 +238,7 @@ def read_mocap(inputs: list[Path], options: PrepareOptions) -> ReaderResult:
             layouts.append(seq.layout.name)
         fps = seq.fps
         if options.fps is not None and abs(options.fps - fps) > 1e-6:
-            world, fps = resample(world, fps, options.fps), float(options.fps)
+            world, fps = resample(world, fps, options.fps, seq.source), float(options.fps)
         key = f"{seq.split}/{seq.action}/{seq.name}"
         for view in film(world.astype(np.float64), conf[0], options.cameras, _rng(options.seed, key)):
             if view is None:

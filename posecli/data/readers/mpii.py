@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posecli.data.readers._files import h5_array, load_json, load_npy, open_h5, require_finite
+from posecli.data.readers._files import h5_array, load_json, load_npy, open_h5, read_text, require_finite
 from posecli.data.records import PrepareOptions, ReaderResult, SequenceRecord
 from posecli.errors import PoseCliError
 from posecli.skeleton import MPII16, convert_to_h36m
@@ -103,10 +103,7 @@ def _annotated(xy: np.ndarray) -> np.ndarray:
 
 def _read_csv(path: Path) -> MpiiArrays:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-    except UnicodeDecodeError:
-        raise PoseCliError("not a UTF-8 CSV file", path) from None
+        rows = list(csv.reader(read_text(path).splitlines()))
     except csv.Error as exc:
         raise PoseCliError(f"malformed CSV ({exc})", path) from None
     if not rows:

@@ -9,12 +9,14 @@ one sequence per (subject, action, camera), 3D in that camera's frame.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from posecli.data.cameras import Camera, world_to_camera
+from posecli.data.readers._files import load_npz
 from posecli.data.records import PrepareOptions, SequenceRecord
 from posecli.errors import PoseCliError
 from posecli.skeleton import convert_to_h36m, get_layout
@@ -57,14 +59,11 @@ def load_pickled_npz(path: Path, key: str, allow_pickle: bool) -> tuple[object, 
     """The pickled object under `key` (and the other entries) of a VideoPose3D-style npz."""
     if not allow_pickle:
         raise PoseCliError(f"'{key}' is a pickled Python object; pass --allow-pickle if you trust this file", path)
-    try:
-        with np.load(path, allow_pickle=True) as data:
-            if key not in data.files:
-                raise PoseCliError(f"npz has no '{key}' entry (has: {', '.join(data.files)})", path)
-            others = {k: _unwrap(data[k]) for k in data.files if k != key}
-            value = _unwrap(data[key])
-    except (OSError, ValueError, EOFError) as exc:
-        raise PoseCliError(f"cannot read npz ({exc.__class__.__name__}: {exc})", path) from None
+    data = load_npz(path, allow_pickle=True)
+    if key not in data:
+        raise PoseCliError(f"npz has no '{key}' entry (has: {', '.join(data)})", path)
+    others = {k: _unwrap(v) for k, v in data.items() if k != key}
+    value = _unwrap(data[key])
     if key.startswith("positions") and not isinstance(value, dict):
         raise PoseCliError(f"'{key}' is not a subject -> action -> array dict", path)
     return value, others
@@ -88,7 +87,21 @@ def load_2d(path2d: Path, allow_pickle: bool, default_layout: str) -> tuple[dict
     poses2d, others = load_pickled_npz(path2d, "positions_2d", allow_pickle)
     meta = others.get("metadata", {})
     name = str(meta.get("layout_name", default_layout)) if isinstance(meta, dict) else default_layout
-    return poses2d, get_layout(name).name
+    with naming(path2d):
+        return poses2d, get_layout(name).name
+
+
+@contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Pin errors raised without a file (layout and calibration look-ups) on the file being read."""
+    try:
+        yield
+    except PoseCliError as exc:
+        if exc.path is not None:
+            raise
+        raise PoseCliError(str(exc), path) from None
+    except (ValueError, IndexError, TypeError, KeyError) as exc:
+        raise PoseCliError(f"unexpected content ({exc.__class__.__name__}: {str(exc)[:160]})", path) from None
 
 
 def camera_records(
@@ -98,10 +111,22 @@ def camera_records(
 ) -> list[SequenceRecord]:
     """One record per (subject, action, camera): 3D in the camera frame, 2D from `poses2d` (trimmed
     to the shorter of 2D and 3D, as VideoPose3D does) or from `project2d`."""
+    with naming(path):
+        return _camera_records(positions, cameras, to_h36m, keep=keep, fps=fps, poses2d=poses2d,
+                               layout2d=layout2d, project2d=project2d, dropped=dropped, path=path)
+
+
+def _camera_records(
+    positions: dict, cameras: Callable[[str], list[Camera]], to_h36m: ToH36M, *, keep: set[str] | None,
+    fps: float, poses2d: dict | None, layout2d: str, project2d: Projector | None, dropped: Counter,
+    path: Path,
+) -> list[SequenceRecord]:
     records = []
     for subject in sorted(positions):
         if keep is not None and subject not in keep:
             continue
+        if not isinstance(positions[subject], dict):
+            raise PoseCliError(f"'{subject}' is not an action -> array dict", path)
         for action in sorted(positions[subject]):
             world = np.asarray(positions[subject][action], dtype=np.float64)
             if world.ndim != 3 or world.shape[-1] != 3:
