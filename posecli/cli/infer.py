@@ -70,14 +70,21 @@ def export_onnx_cmd(
 def export_bundle_cmd(
     checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Training checkpoint to package."),
     name: str = typer.Option("default", "--name", help="Bundled model name (`--checkpoint NAME` later)."),
-    output: Path = typer.Option(None, "--output", "-o",
-                                help="Folder for NAME.safetensors + NAME.json (default: the package's assets)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Folder for NAME.safetensors + NAME.json."),
+    into_package: bool = typer.Option(False, "--into-package",
+                                      help="Write into the installed package's assets instead of --output "
+                                           "(replaces what `--checkpoint NAME` loads for everyone)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing bundle of that name."),
 ) -> None:
     """Package a checkpoint as safetensors weights + JSON metadata (how the default model ships)."""
     from posecli.engine.checkpoint import ASSETS, export_bundled
+    from posecli.errors import PoseCliError
 
-    weights, meta = export_bundled(checkpoint, output or ASSETS, name=name)
-    console.print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and {meta}")
+    if (output is None) == (not into_package):
+        raise PoseCliError("give exactly one of --output FOLDER and --into-package "
+                           f"(e.g. posecli export bundle -c {checkpoint} -o bundles/)")
+    weights, meta = export_bundled(checkpoint, ASSETS if into_package else output, name=name, force=force)
+    console.print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and {meta}", markup=False)
 
 
 def register(app: typer.Typer) -> None:
