@@ -78,12 +78,6 @@ def window_plan(num_frames: int, window: int, receptive_field: int = 1,
     if stride is not None and int(stride) < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     receptive_field = max(int(receptive_field), 1)
-    if stride is not None:
-        # a transformer window every more than `window` frames would leave frames unpredicted; a
-        # convolutional chunk of more outputs than MAX_CHUNK_OUTPUTS only costs memory
-        limit = int(window) if receptive_field == 1 else MAX_CHUNK_OUTPUTS
-        check_range(f"--stride (frames between {window}-frame windows)" if receptive_field == 1
-                    else "--stride (outputs per chunk)", stride, 1, limit, integer=True)
     if receptive_field > 1:
         # A chunk longer than the sequence only adds padding: its size (and the memory and time of
         # the one model call it makes) is bounded by the sequence, whatever stride asks for.

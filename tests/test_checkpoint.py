@@ -161,3 +161,39 @@ def test_init_from_another_family_or_architecture_is_refused(tmp_path):
     tcn = build_model(section(tcn_cfg, "model"))
     with pytest.raises(PoseCliError, match=rf"only \d+ of the model's {len(tcn.state_dict())} tensors match"):
         load_matching(tcn, path)
+
+
+def test_export_bundle_never_touches_the_package_unless_told(tmp_path, monkeypatch):
+    """Default options refuse (no silent write into the installed assets); an existing bundle is
+    kept without --force; --into-package writes to the package's assets folder."""
+    from posecli.cli import main
+    from posecli.engine import checkpoint as checkpoint_module
+
+    torch.manual_seed(3)
+    cfg = tiny_cfg()
+    model = build_model(section(cfg, "model"))
+    ckpt = save_checkpoint(tmp_path / "m.ckpt", model, cfg)
+    assets = tmp_path / "package-assets"
+    assets.mkdir()
+    (assets / "default.safetensors").write_bytes(b"shipped weights")
+    (assets / "default.json").write_text("{}")
+    monkeypatch.setattr(checkpoint_module, "ASSETS", assets)
+
+    def exit_code(args: list[str]) -> int:
+        with pytest.raises(SystemExit) as done:
+            main(["export", "bundle", "--checkpoint", str(ckpt), *args])
+        return done.value.code
+
+    assert exit_code([]) == 2                                       # no destination given
+    assert exit_code(["--into-package"]) == 2                       # default exists, no --force
+    assert (assets / "default.safetensors").read_bytes() == b"shipped weights"
+    out = tmp_path / "bundles"
+    assert exit_code(["-o", str(out), "--name", "mine"]) == 0
+    assert exit_code(["-o", str(out), "--name", "mine"]) == 2      # exists, no --force
+    assert exit_code(["-o", str(out), "--name", "mine", "--force"]) == 0
+    loaded, _ = load_model(out / "mine.safetensors")               # usable from where it was written
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name])
+    assert exit_code(["--into-package", "--name", "mine"]) == 0
+    assert (assets / "mine.safetensors").is_file()
+    assert (assets / "default.safetensors").read_bytes() == b"shipped weights"

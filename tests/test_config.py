@@ -26,7 +26,7 @@ def test_every_shipped_preset_resolves():
     assert [s["path"] for s in pre["data"]["sources"]] == ["caches/coco-train.h5", "caches/mpii-train.h5"]
     assert pre["data"]["window"] == 1 and pre["objective"]["masked"] == 1.0 and pre["objective"]["lifting"] == 1.0
     ft, scratch = load_config("finetune-cmu"), load_config("scratch-cmu")
-    assert ft["data"]["val"] == "caches/mocap-test.h5"
+    assert ft["data"]["val"] == "caches/mocap-val.h5"          # held-out train takes, never the test split
     assert scratch["train"]["init_from"] is None and ft["train"]["init_from"] is not None
     assert {**scratch["train"], "init_from": None} == {**ft["train"], "init_from": None}
     assert scratch["data"] == ft["data"] and scratch["objective"] == ft["objective"]

@@ -79,6 +79,14 @@ def test_default_output_goes_to_caches(tmp_path, monkeypatch):
     assert cache_info(tmp_path / "caches" / "coco-train.h5")["counts"]["frames"] == 1
 
 
+def test_named_output_creates_its_folder(tmp_path, monkeypatch):
+    """`-o caches/x.h5` in a fresh folder works as the default output does (the README's first command)."""
+    src = _coco(tmp_path / "ann.json")
+    monkeypatch.chdir(tmp_path)
+    assert run(["prepare", "coco", str(src), "-o", "caches/deep/coco-train.h5", "--split", "train"]) == 0
+    assert cache_info(tmp_path / "caches" / "deep" / "coco-train.h5")["counts"]["frames"] == 1
+
+
 # ---------------------------------------------------------------- bad input
 
 def _write(path: Path, data: bytes | str) -> Path:
@@ -190,7 +198,7 @@ def test_output_exists_without_force(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("target, fragment", [
-    ("missing/x.h5", "output folder does not exist"),
+    ("ann.json/x.h5", "output folder cannot be created"),
     ("ann.json", "output must be an .h5 file"),
     ("ann.h5", "output would overwrite an input"),
     (".", "output is a folder"),
@@ -201,7 +209,7 @@ def test_bad_output_path(target, fragment, tmp_path, capsys):
     inputs = [str(h5_input)] if target == "ann.h5" else [str(src)]
     before = set(os.listdir(tmp_path))
     code = run(["prepare", "mpii" if target == "ann.h5" else "coco", *inputs, "-o", str(tmp_path / target)])
-    named = {"missing/x.h5": "missing", ".": tmp_path.name}.get(target, target)
+    named = {"ann.json/x.h5": "ann.json", ".": tmp_path.name}.get(target, target)
     _assert_user_error(code, capsys, fragment, named, tmp_path, before)
 
 

@@ -66,3 +66,39 @@ def test_viewer_draws_in_headless_chromium(tmp_path):
     assert img.shape[:2] == (600, 800)
     bright = img.max(axis=-1) > 150                               # bones and joints on the dark page
     assert bright[60:560].sum() > 200 and img.std() > 5
+
+
+def _late_poses() -> PoseSequence:
+    """One person seen only from frame 5 of 10 on."""
+    poses = _poses(10)
+    poses.valid[:5] = False
+    poses.keypoints3d[:5] = np.nan
+    return poses
+
+
+def test_viewer_data_names_the_video_relatively(tmp_path):
+    from posecli.infer.viewer import relative_video, viewer_data
+
+    out = tmp_path / "runs" / "infer" / "clip"
+    assert relative_video(tmp_path / "videos" / "clip.mp4", out) == "../../../videos/clip.mp4"
+    data = viewer_data(_late_poses(), "clip.mp4", video="render.mp4")
+    assert data["video"] == "render.mp4" and data["tracks"][0]["poses"][4] is None
+    assert viewer_data(_late_poses(), "clip.mp4")["video"] is None
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_viewer_opens_on_the_first_pose_and_shows_the_video(tmp_path):
+    """A track that starts at frame 5: the page opens there (not on an empty grid), says
+    '1 person', hides its self-check line, and places the video beside the 3D view."""
+    from infer_support import make_video
+
+    make_video(tmp_path / "clip.mp4", frames=10, fps=25.0)
+    page = tmp_path / "viewer.html"
+    write_viewer(page, _late_poses(), title="late", video="clip.mp4")
+    run = _chromium(["--autoplay-policy=no-user-gesture-required", "--virtual-time-budget=200",
+                     "--dump-dom", page.as_uri()], tmp_path)
+    label = re.search(r'<span id="label">([^<]*)</span>', run.stdout)
+    assert label, run.stderr[-2000:]
+    assert label.group(1).startswith("frame 5 / 9, 1 person"), label.group(1)
+    assert re.search(r'<video id="video"[^>]*src="clip.mp4"', run.stdout) or 'src="clip.mp4"' in run.stdout
+    assert "#status { display: none; }" in page.read_text()

@@ -2,6 +2,8 @@
 
 Each subcommand module defines `register(app)`; the work lives in library functions.
 User errors (PoseCliError) become one red line and exit code 2; `--debug` shows the traceback.
+Help is plain text (no rich markup, so `[batch, window, 17, 3]` in a docstring stays as written),
+`-h` works everywhere, and `--install-completion` / `--show-completion` set up shell completion.
 """
 
 from __future__ import annotations
@@ -12,16 +14,19 @@ import warnings
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from posecli import __version__
 from posecli.errors import EXIT_USER_ERROR, PoseCliError, PoseCliWarning
 
+CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     name="posecli",
     help="3D human pose estimation that gets its strength from 2D pretraining.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    rich_markup_mode=None,
+    context_settings=CONTEXT,
 )
 err_console = Console(stderr=True)
 _state = {"debug": False}
@@ -68,9 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     _register_all()
     warnings.showwarning = _show_warning
     try:
-        app(args=argv, standalone_mode=True)
+        app(args=argv, prog_name="posecli", standalone_mode=True)
     except PoseCliError as exc:
         if _state["debug"] or "--debug" in (argv if argv is not None else sys.argv):
             traceback.print_exc()
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(Text("error: ", style="bold red") + Text(str(exc)), highlight=False, soft_wrap=True)
         sys.exit(EXIT_USER_ERROR)

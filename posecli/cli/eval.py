@@ -9,11 +9,17 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from posecli.cli.output import JSON, QUIET, human_console, print_json
 from posecli.errors import PoseCliError
 
 
 def _default_out(source: Path, data: Path) -> Path:
-    return Path("reports") / f"{source.stem}-{data.stem}"
+    """reports/<run>-<cache>: a checkpoint is named after its run folder (every run has a
+    last.ckpt), a bundled model or predictions file after itself."""
+    name = source.stem
+    if source.suffix == ".ckpt" and source.parent.name:
+        name = source.parent.name if source.stem == "last" else f"{source.parent.name}-{source.stem}"
+    return Path("reports") / f"{name}-{data.stem}"
 
 
 def eval_command(
@@ -35,19 +41,23 @@ def eval_command(
     input_noise: float = typer.Option(
         0.0, "--input-noise", metavar="LEVEL",
         help="Corrupt the 2D input like a detector (0 = clean, 1 = the training noise model; fixed seed)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default reports/NAME)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder.",
+                                     show_default="reports/<run>-<cache>, e.g. reports/finetune-cmu-mocap-test"),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
     compare: Optional[tuple[Path, Path]] = typer.Option(None, "--compare",
                                                         help="Show two report.json files side by side."),
+    quiet: bool = QUIET, as_json: bool = JSON,
 ) -> None:
     """Evaluate a model or predictions on a cache (MPJPE, P-MPJPE, N-MPJPE, MPJVE, PCK, AUC; image
     models also SN-MPJPE and 2D PCK@0.2 / PCKh@0.5, on photo caches too)."""
     from posecli.eval.report import check_report_folder, compare_table, load_report, print_report, write_report
 
-    console = Console()
+    console = human_console(quiet, as_json)
     if compare:
         a, b = compare
         console.print(compare_table(load_report(a), load_report(b), str(a), str(b)))
+        if as_json:
+            print_json({"a": {"path": a, "report": load_report(a)}, "b": {"path": b, "report": load_report(b)}})
         return
     if (checkpoint is None) == (predictions is None):
         raise PoseCliError("give exactly one of --checkpoint and --predictions (or --compare A B)")
@@ -70,7 +80,7 @@ def eval_command(
                                       subjects=subject_list, every=every)
     else:
         with Progress(TextColumn("lifting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=Console(stderr=True), transient=True) as bar:
+                      console=human_console(quiet, as_json, stderr=True), transient=True) as bar:
             task = bar.add_task("lift", total=None)
             result = evaluate_checkpoint(
                 checkpoint, data, protocols=keys, subjects=subject_list, flip=flip, stride=stride,
@@ -78,7 +88,9 @@ def eval_command(
                 progress=lambda done, total: bar.update(task, completed=done, total=total))
     folder = write_report(result, out)
     print_report(result.report, console)
-    console.print(f"report written to {folder}")
+    console.print(f"report written to {folder}", markup=False)
+    if as_json:
+        print_json({"report_dir": folder, "report_json": folder / "report.json", **result.report})
 
 
 def register(app: typer.Typer) -> None:

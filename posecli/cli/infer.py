@@ -8,13 +8,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from posecli.cli.output import JSON, QUIET, human_console, print_json
+
 console = Console(stderr=True)
-export_app = typer.Typer(help="Export a model for other runtimes.", no_args_is_help=True)
+export_app = typer.Typer(help="Export a model for other runtimes.", no_args_is_help=True, rich_markup_mode=None,
+                         context_settings={"help_option_names": ["-h", "--help"]})
 
 
 def infer(
     video: Path = typer.Argument(..., help="Video file (anything FFmpeg decodes)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder [default: runs/infer/<video stem>]."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder.", show_default="runs/infer/<video stem>"),
     checkpoint: str = typer.Option("default", "--checkpoint", "-c", help="Checkpoint path or bundled model name."),
     keypoints: Path | None = typer.Option(None, "--keypoints", help="Your own 2D: COCO/Halpe JSON, OpenPose folder or NPZ."),
     render: bool = typer.Option(False, "--render", help="Also write render.mp4 (2D on video + 3D view)."),
@@ -26,6 +29,7 @@ def infer(
     max_gap: int = typer.Option(10, "--max-gap", help="Interpolate gaps up to N frames; longer ones are missing."),
     model: str = typer.Option("auto", "--model",
                               help="lifter | image | auto (the checkpoint's family); image needs an image checkpoint."),
+    quiet: bool = QUIET, as_json: bool = JSON,
 ) -> None:
     """Estimate 3D poses in a video: poses.npz/json, per-track CSV, viewer.html, optional MP4."""
     from posecli.infer.pipeline import InferOptions, run_inference
@@ -33,6 +37,7 @@ def infer(
     options = InferOptions(checkpoint=checkpoint, keypoints=keypoints, render=render, viewer=viewer,
                            smooth=smooth, device=device, max_people=max_people, flip=flip, max_gap=max_gap,
                            model=model)
+    console = human_console(quiet, as_json, stderr=True)
     result = run_inference(video, out or Path("runs/infer") / video.stem, options, console=console)
     poses = result.poses
     table = Table(title=f"posecli infer: {video.name}", show_header=True)
@@ -48,7 +53,12 @@ def infer(
                   f"{int(poses.valid.sum())} track-frames with a pose "
                   f"({int(poses.interpolated.sum())} interpolated)")
     for path in result.files:
-        console.print(f"  {path}")
+        console.print(f"  {path}", markup=False, highlight=False)
+    if as_json:
+        print_json({"out_dir": result.out_dir, "frames": poses.num_frames, "detections": result.detections,
+                    "tracks": poses.num_tracks, "track_frames": int(poses.valid.sum()),
+                    "interpolated": int(poses.interpolated.sum()), "files": result.files,
+                    "seconds": result.wall, "stage_seconds": result.timings})
 
 
 @export_app.command("onnx")
@@ -66,22 +76,30 @@ def export_onnx_cmd(
     check_output_file(output, create_parents=False)
     model = load_lifter(checkpoint)
     export_onnx(model, output, opset=opset)
-    console.print(f"wrote {output} (input [batch, {model.window}, 17, 3], dynamic batch, opset {opset})")
+    console.print(f"wrote {output} (input [batch, {model.window}, 17, 3], dynamic batch, opset {opset})", markup=False)
 
 
 @export_app.command("bundle")
 def export_bundle_cmd(
     checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Training checkpoint to package."),
     name: str = typer.Option("default", "--name", help="Bundled model name (`--checkpoint NAME` later)."),
-    output: Path = typer.Option(None, "--output", "-o",
-                                help="Folder for NAME.safetensors + NAME.json (default: the package's assets)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Folder for NAME.safetensors + NAME.json."),
+    into_package: bool = typer.Option(False, "--into-package",
+                                      help="Write into the installed package's assets instead of --output "
+                                           "(replaces what `--checkpoint NAME` loads for everyone)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing bundle of that name."),
 ) -> None:
     """Package a checkpoint as safetensors weights + JSON metadata (how the default model ships)."""
     from posecli.engine.checkpoint import ASSETS, export_bundled
+    from posecli.errors import PoseCliError
     from posecli.infer.export import check_bundle_name
 
-    weights, meta = export_bundled(checkpoint, output or ASSETS, name=check_bundle_name(name))
-    console.print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and {meta}")
+    if (output is None) == (not into_package):
+        raise PoseCliError("give exactly one of --output FOLDER and --into-package "
+                           f"(e.g. posecli export bundle -c {checkpoint} -o bundles/)")
+    weights, meta = export_bundled(checkpoint, ASSETS if into_package else output, name=check_bundle_name(name),
+                                   force=force)
+    console.print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and {meta}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from posecli.cli.output import JSON, QUIET, human_console, print_json
 from posecli.data.readers import FORMATS
 from posecli.data.records import PrepareOptions
 
-_FORMATS_HELP = "\n\n".join(f"[bold]{name}[/]: {desc}" for name, (_, desc) in FORMATS.items())
+_FORMATS_HELP = "\n\n".join(f"{name}: {desc}" for name, (_, desc) in FORMATS.items())
 
 
 def _command_line(fmt: str, inputs: list[Path], out: Path | None, options: PrepareOptions, force: bool,
@@ -61,6 +62,7 @@ def prepare_command(
     crop_size: int = typer.Option(256, "--crop-size", help="Side of the stored crops in pixels (with --images)."),
     crop_encoding: str = typer.Option("raw", "--crop-encoding", help="raw (uint8) or jpeg (with --images)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+    quiet: bool = QUIET, as_json: bool = JSON,
 ) -> None:
     from posecli.data.prepare import prepare, summary_table
 
@@ -70,7 +72,9 @@ def prepare_command(
         images=images)
     summary = prepare(fmt, inputs, out, options, force=force, crop_size=crop_size, crop_encoding=crop_encoding,
                       command=_command_line(fmt, inputs, out, options, force, crop_size, crop_encoding))
-    Console().print(summary_table(summary))
+    human_console(quiet, as_json).print(summary_table(summary))
+    if as_json:
+        print_json(summary.__dict__)
 
 
 def info_command(

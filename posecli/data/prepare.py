@@ -68,9 +68,8 @@ def prepare(fmt: str, inputs: list[Path], out: Path | None, options: PrepareOpti
         raise PoseCliError("exclude list not found", options.exclude)
     if options.images is not None:
         _check_crop_options(Path(options.images), crop_size, crop_encoding)
-    create_parent = out is None
     out = default_output(fmt, options.split) if out is None else Path(out)
-    check_output(out, inputs, force=force, create_parent=create_parent)
+    check_output(out, inputs, force=force)
 
     result = _run_reader(reader, fmt, inputs, options)
     if options.exclude is not None:
@@ -82,11 +81,10 @@ def prepare(fmt: str, inputs: list[Path], out: Path | None, options: PrepareOpti
 
         crops = crops_for_records(result.records, Path(options.images), crop_size)
         result.notes.append(f"{len(crops[0])} person crops of {crop_size}x{crop_size} px ({crop_encoding})")
-    if create_parent:
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise PoseCliError(f"cannot create output folder ({exc.strerror})", out.parent) from None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PoseCliError(f"cannot create output folder ({exc.strerror})", out.parent) from None
     try:
         write_cache(out, result, split=options.split, force=force, command=command, image_crops=crops,
                     crop_encoding=crop_encoding)
@@ -100,8 +98,11 @@ def prepare(fmt: str, inputs: list[Path], out: Path | None, options: PrepareOpti
         notes=list(result.notes), seconds=time.perf_counter() - start)
 
 
-def check_output(out: Path, inputs: list[Path], *, force: bool, create_parent: bool = False) -> None:
-    """Refuse, before any work, an output that exists, is a folder, is an input, or cannot be written."""
+def check_output(out: Path, inputs: list[Path], *, force: bool) -> None:
+    """Refuse, before any work, an output that exists, is a folder, is an input, or cannot be written.
+
+    A missing output folder is created after the work (with or without -o), so the check applies to
+    its first existing ancestor, which must be a writable folder."""
     if out.is_dir():
         raise PoseCliError("output is a folder; give a file name such as out.h5", out)
     if out.suffix.lower() not in (".h5", ".hdf5"):
@@ -111,7 +112,7 @@ def check_output(out: Path, inputs: list[Path], *, force: bool, create_parent: b
         raise PoseCliError("output would overwrite an input", out)
     if out.exists() and not force:
         raise PoseCliError("output exists (use --force to overwrite)", out)
-    check_output_file(out, create_parents=create_parent)
+    check_output_file(out, create_parents=True)
 
 
 MAX_FPS = 1000.0          # resampling target; above it a resample is an accident, not a recording

@@ -195,25 +195,35 @@ def load_bundled(name: str, device: str | torch.device = "cpu",
 
 
 def load_model(path_or_name: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """A ready-to-run model (eval mode) and its metadata, from a checkpoint path or a bundled name."""
+    """A ready-to-run model (eval mode) and its metadata, from a checkpoint path, a bundled name, or
+    a bundle's NAME.safetensors written elsewhere by `posecli export bundle -o FOLDER`."""
     device = select_device(device)
     if _is_name(path_or_name):
         return load_bundled(str(path_or_name), device)
     path = Path(path_or_name)
+    if path.suffix == ".safetensors":
+        return load_bundled(path.stem, device, assets=path.parent)
     ckpt = load_checkpoint(path)
     return _build(ckpt["config"], ckpt["model"], path, device), checkpoint_meta(ckpt)
 
 
-def export_bundled(ckpt: str | Path, out_dir: str | Path, name: str = "default") -> tuple[Path, Path]:
-    """Write `<name>.safetensors` (weights) + `<name>.json` (config and metadata) for shipping."""
+def export_bundled(ckpt: str | Path, out_dir: str | Path, name: str = "default", *,
+                   force: bool = False) -> tuple[Path, Path]:
+    """Write `<name>.safetensors` (weights) + `<name>.json` (config and metadata) for shipping.
+
+    An existing bundle of that name is kept unless `force`: replacing one (above all the shipped
+    `default` in the package's assets) changes what every later `--checkpoint NAME` loads."""
     from safetensors.torch import save_file
 
     out_dir = check_output_folder(out_dir)
+    weights_path, meta_path = bundled_paths(name, out_dir)
+    for path in (weights_path, meta_path):
+        if path.exists() and not force:
+            raise PoseCliError(f"bundle '{name}' exists (use --force to overwrite it, or another --name)", path)
     source = load_checkpoint(ckpt)
     weights = {k: v.contiguous().clone() for k, v in source["model"].items()}
     meta = {"name": name, **checkpoint_meta(source), "format_version": FORMAT_VERSION,
             "checksum": tensor_checksum(weights)}
-    weights_path, meta_path = bundled_paths(name, out_dir)
     _atomic_write(weights_path, lambda tmp: save_file(weights, str(tmp), metadata={"format": FORMAT}))
     _atomic_write(meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8"))
     return weights_path, meta_path

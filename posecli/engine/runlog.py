@@ -1,4 +1,5 @@
-"""What a run reports: CSV log, optional TensorBoard, a rich progress line and a final summary.
+"""What a run reports: CSV log, optional TensorBoard, progress (a rich bar, or plain lines when
+stdout is not a terminal) and a final summary.
 
 Only the main process (rank 0) writes. On resume the CSV is cut back to the resumed step, so a run
 killed between a log line and its next checkpoint does not log those steps twice.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +77,46 @@ class RunLog:
             self.writer.close()
 
 
-def progress_bar(console: Console, enabled: bool) -> Progress:
-    """Steps done / total with the latest loss, learning rate and throughput."""
+class PlainProgress:
+    """Progress for logs that are not a terminal (a file, nohup, a batch job, CI): one plain line
+    per logged interval (train.log_every steps) with step, loss, lr, frames/s and ETA, the same
+    add_task/update calls as rich's Progress."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.total, self.start_step, self.t0 = 0, 0, time.perf_counter()
+
+    def __enter__(self) -> "PlainProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, *, total: int, completed: int = 0, **fields: Any) -> int:
+        self.description, self.total, self.start_step = description, int(total), int(completed)
+        self.t0 = time.perf_counter()
+        return 0
+
+    def update(self, task: int, *, completed: int, loss: float | None = None, lr: float | None = None,
+               fps: float | None = None) -> None:
+        if loss is None:                      # only logged steps carry a loss: one line each
+            return
+        done = completed - self.start_step
+        eta = (time.perf_counter() - self.t0) / done * (self.total - completed) if done > 0 else 0.0
+        self.console.print(f"{self.description} step {completed}/{self.total}  loss {loss:.4f}  lr {lr:.2e}  "
+                           f"{fps:,.0f} frames/s  ETA {format_seconds(eta)}", markup=False, highlight=False)
+
+
+def format_seconds(seconds: float) -> str:
+    whole = int(round(max(0.0, seconds)))
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def progress_bar(console: Console, enabled: bool) -> Progress | PlainProgress:
+    """Steps done / total with the latest loss, learning rate and throughput: a live rich bar on a
+    terminal, plain lines every logged interval otherwise (nothing when disabled)."""
+    if enabled and not console.is_terminal:
+        return PlainProgress(console)
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  {task.fields[fps]:,.0f} frames/s"),

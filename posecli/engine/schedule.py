@@ -9,7 +9,7 @@ would (the LambdaLR wrapper only stores the step in its state).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -58,3 +58,26 @@ def build_lr_scheduler(optimizer: torch.optim.Optimizer, tc: Mapping[str, Any]
     gamma = float(tc.get("gamma", 0.1))
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_step(step, warmup, milestones, gamma))
+
+
+WARMUP_FRACTION = 0.1   # --steps N: warm up over at most this fraction of the run
+
+
+def rescale_schedule(tc: Mapping[str, Any], steps: int, *, keep: Collection[str] = ()) -> dict[str, Any]:
+    """The `train:` section for a run of `steps` steps instead of the preset's `train.steps`.
+
+    The warm-up becomes min(preset warm-up, ceil(WARMUP_FRACTION * steps)) and step-schedule
+    milestones move in proportion, so a short run (`--steps 100` of a 3,000-step preset) still
+    reaches its peak rate and decays instead of spending the whole run warming up. Keys named in
+    `keep` (set explicitly with --set) stay as given.
+    """
+    if steps < 1:
+        raise PoseCliError(f"--steps must be >= 1, got {steps}")
+    out = {**tc, "steps": int(steps)}
+    if "warmup_steps" not in keep:
+        out["warmup_steps"] = min(int(tc["warmup_steps"]), math.ceil(WARMUP_FRACTION * steps))
+    milestones = tc.get("milestones") or []
+    if milestones and "milestones" not in keep:
+        ratio = steps / max(1, int(tc["steps"]))
+        out["milestones"] = [max(1, round(int(m) * ratio)) for m in milestones]
+    return out

@@ -68,7 +68,7 @@ class InferOptions:
     max_people: int | None = None
     flip: bool = False                     # flip test-time augmentation in the lifter
     max_gap: int = 10                      # frames bridged by interpolation
-    min_track_frames: int = 5              # shorter tracks are detector flicker and are dropped
+    min_track_frames: int = 5              # shorter tracks are flicker (never more than half the clip)
     batch_size: int = 64
     detect_side: int | None = DETECT_SIDE  # None = detect on full-resolution frames
     model: str = "auto"                    # lifter | image | auto (the checkpoint's family)
@@ -193,8 +193,10 @@ def lift_tracks(tracks: Tracks, fps: float, image_size: tuple[int, int], model: 
     return PoseSequence(kp2, conf, tracks.track_ids, kp3, valid, interp & valid, fps, image_size)
 
 
-def write_outputs(folder: Path, poses: PoseSequence, *, viewer: bool, title: str) -> list[Path]:
-    """poses.npz, poses.json, track_<id>.csv and (optionally) viewer.html into `folder`."""
+def write_outputs(folder: Path, poses: PoseSequence, *, viewer: bool, title: str,
+                  video: str | None = None) -> list[Path]:
+    """poses.npz, poses.json, track_<id>.csv and (optionally) viewer.html into `folder`; the
+    viewer plays `video` (a path relative to the folder) beside its 3D view."""
     files = [folder / "poses.npz", folder / "poses.json"]
     write_npz(files[0], poses)
     write_json(files[1], poses)
@@ -205,7 +207,7 @@ def write_outputs(folder: Path, poses: PoseSequence, *, viewer: bool, title: str
         from posecli.infer.viewer import write_viewer
 
         files.append(folder / "viewer.html")
-        write_viewer(files[-1], poses, title=title)
+        write_viewer(files[-1], poses, title=title, video=video)
     return files
 
 
@@ -307,7 +309,8 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
                                      max_age=max(options.max_gap + 1, round(fps)),
                                      min_frames=options.min_track_frames)
         if tracks.num_tracks == 0:
-            raise PoseCliError("nobody was detected in any frame", options.keypoints or info.path)
+            raise PoseCliError("nobody was detected in any frame (is a whole person in view? or give your own "
+                               "2D keypoints with --keypoints FILE)", options.keypoints or info.path)
         if image:
             from posecli.infer.image_tracks import predict_tracks
 
@@ -316,7 +319,11 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
             poses = lift_tracks(tracks, fps, image_size, model, options, progress)
         with atomic_folder(Path(out_dir), merge=True) as tmp:
             with progress.timed("write"):
-                files = write_outputs(tmp, poses, viewer=options.viewer, title=info.path.name)
+                from posecli.infer.viewer import relative_video
+
+                # render.mp4 travels with the folder; without it, the source video where it lies
+                shown = "render.mp4" if options.render else relative_video(info.path, Path(out_dir))
+                files = write_outputs(tmp, poses, viewer=options.viewer, title=info.path.name, video=shown)
             if options.render:
                 from posecli.infer.render import render_video
 

@@ -8,6 +8,7 @@ gets a new id (the gap logic then treats the first track's end as the end).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,6 +94,14 @@ def track_detections(frames: list[list[Detection]], *, max_people: int | None = 
     return _to_arrays(assigned, len(frames), next_id, max_people=max_people, min_frames=min_frames)
 
 
+def min_track_length(num_frames: int, min_frames: int) -> int:
+    """Frames a track needs to be kept: `min_frames`, but never more than half the clip.
+
+    A short track is flicker only in comparison with the clip: in a photo (1 frame) or a 3-frame
+    clip every real person is seen in few frames, and a fixed minimum would drop them all."""
+    return max(1, min(int(min_frames), math.ceil(num_frames / 2)))
+
+
 def _to_arrays(assigned: list[list[tuple[int, Detection]]], num_frames: int, num_ids: int, *,
                max_people: int | None, min_frames: int) -> Tracks:
     weight = np.zeros(num_ids)
@@ -101,7 +110,8 @@ def _to_arrays(assigned: list[list[tuple[int, Detection]]], num_frames: int, num
         for tid, d in out:
             weight[tid] += d.score
             count[tid] += 1
-    keep = [i for i in np.argsort(-weight, kind="stable") if count[i] >= min_frames]
+    required = min_track_length(num_frames, min_frames)
+    keep = [i for i in np.argsort(-weight, kind="stable") if count[i] >= required]
     if max_people is not None:
         keep = keep[:max_people]
     keep = sorted(keep)                      # ids in order of first appearance

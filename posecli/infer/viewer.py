@@ -7,6 +7,7 @@ place of its `/*POSECLI_DATA*/null` marker, so the file works from disk and can 
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -19,8 +20,9 @@ from posecli.skeleton import H36M_BONES
 MARKER = "/*POSECLI_DATA*/null"
 
 
-def viewer_data(poses: PoseSequence, title: str) -> dict:
-    """The JSON the page reads: per track, a [17, 3] pose (mm-rounded metres) or null per frame."""
+def viewer_data(poses: PoseSequence, title: str, video: str | None = None) -> dict:
+    """The JSON the page reads: per track, a [17, 3] pose (mm-rounded metres) or null per frame;
+    `video` is a path relative to the page, played beside the 3D view and driving its frame index."""
     tracks = []
     for p, tid in enumerate(poses.track_ids.tolist()):
         rounded = np.round(poses.keypoints3d[:, p].astype(np.float64), 3)
@@ -28,15 +30,20 @@ def viewer_data(poses: PoseSequence, title: str) -> dict:
                                                  for f in range(poses.num_frames)]})
     return {"title": title, "fps": float(poses.fps) or 30.0, "num_frames": poses.num_frames,
             "bones": [list(b) for b in H36M_BONES],
-            "bone_colors": ["#%02x%02x%02x" % c for c in BONE_COLORS], "tracks": tracks}
+            "bone_colors": ["#%02x%02x%02x" % c for c in BONE_COLORS], "video": video, "tracks": tracks}
 
 
-def render_viewer(poses: PoseSequence, title: str = "posecli") -> str:
+def render_viewer(poses: PoseSequence, title: str = "posecli", video: str | None = None) -> str:
     template = resources.files("posecli.infer").joinpath("viewer.html").read_text(encoding="utf-8")
-    payload = json.dumps(viewer_data(poses, title), separators=(",", ":"))
+    payload = json.dumps(viewer_data(poses, title, video), separators=(",", ":"))
     payload = payload.replace("</", "<\\/")     # a title can never close the <script> element
     return template.replace(MARKER, payload, 1)
 
 
-def write_viewer(path: Path, poses: PoseSequence, title: str = "posecli") -> None:
-    Path(path).write_text(render_viewer(poses, title), encoding="utf-8")
+def write_viewer(path: Path, poses: PoseSequence, title: str = "posecli", video: str | None = None) -> None:
+    Path(path).write_text(render_viewer(poses, title, video), encoding="utf-8")
+
+
+def relative_video(video: Path, out_dir: Path) -> str:
+    """The video as the page in `out_dir` reaches it: a relative URL path (POSIX separators)."""
+    return Path(os.path.relpath(Path(video).resolve(), Path(out_dir).resolve())).as_posix()

@@ -1,7 +1,7 @@
 """The study's grid: which runs, with which preset and overrides, and how long they should take.
 
-Every run is a preset plus `--set` overrides and the CLI shortcuts (--data, --val, --steps, --from),
-so the library call (load_config + apply_run_options + train) and the printed `posecli` command are
+Every run is a preset plus `--set` overrides (train.steps among them) and the CLI shortcuts (--data,
+--val, --from), so the library call (load_config + apply_run_options + train) and the printed `posecli` command are
 the same thing. Run names encode what distinguishes a run (architecture, initialisation, 3D budget,
 seed), so groups that need the same run share it.
 """
@@ -89,7 +89,8 @@ class RunSpec:
     def command(self, out: Path, init_path: str | None) -> str:
         """The `posecli` command line that trains this run."""
         head = ["posecli", "pretrain"] if self.kind == "pretrain" else ["posecli", "finetune", "cmu"]
-        args = [*head, "--preset", self.preset, "--run-dir", str(out / self.name), "--steps", str(self.steps)]
+        # train.steps, not --steps: the study keeps each preset's warm-up (--steps would shorten it)
+        args = [*head, "--preset", self.preset, "--run-dir", str(out / self.name), "--set", f"train.steps={self.steps}"]
         for path in self.data:
             args += ["--data", path]
         if self.val:
