@@ -28,11 +28,14 @@ from posecli.limits import MAX_LINE_BYTES, check_bytes, max_input_bytes
 _CHUNK = 1 << 20
 
 
-def read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path, *, max_line: int | None = None) -> bytes:
     """A whole (plain or .gz) file, refused past the per-file limit while reading (so a small
-    gzip that inflates to gigabytes stops at the limit, not at MemoryError)."""
+    gzip that inflates to gigabytes stops at the limit, not at MemoryError); with `max_line`, a
+    line longer than that is refused as soon as it is seen (a 400 MB single line never sits in
+    memory whole)."""
     limit = max_input_bytes()
     gz = Path(path).name.lower().endswith(".gz")
+    lines = _LineCheck(max_line, path) if max_line is not None else None
     try:
         with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
             chunks, total = [], 0
@@ -40,6 +43,8 @@ def read_bytes(path: Path) -> bytes:
                 total += len(chunk)
                 if total > limit:
                     check_bytes(total, path, "decompressed file" if gz else "file")
+                if lines is not None:
+                    lines.feed(chunk)
                 chunks.append(chunk)
     except IsADirectoryError:
         raise PoseCliError("is a folder, expected a file", path) from None
@@ -51,28 +56,28 @@ def read_bytes(path: Path) -> bytes:
     return b"".join(chunks)
 
 
-def _longest_line(data: bytes) -> tuple[int, int]:
-    """(line number, length) of the longest line, without splitting a huge buffer at once."""
-    best, best_line, start, line = 0, 1, 0, 1
-    while True:
-        end = data.find(b"\n", start)
-        stop = len(data) if end < 0 else end
-        if stop - start > best:
-            best, best_line = stop - start, line
-        if end < 0:
-            return best_line, best
-        start, line = end + 1, line + 1
+class _LineCheck:
+    """Line lengths of a byte stream fed chunk by chunk; raises at the first line over the limit."""
+
+    def __init__(self, max_line: int, path: Path):
+        self.max_line, self.path, self.carry, self.line = max_line, path, 0, 1
+
+    def feed(self, chunk: bytes) -> None:
+        parts = chunk.split(b"\n")
+        lengths = [self.carry + len(parts[0]), *map(len, parts[1:])]
+        longest = max(lengths[:-1], default=0) if len(parts) > 1 else 0
+        self.carry = lengths[-1]
+        if max(longest, self.carry) > self.max_line:
+            where = self.line + next((i for i, n in enumerate(lengths) if n > self.max_line), len(lengths) - 1)
+            raise PoseCliError(f"line {where} is over {self.max_line / 1e6:g} MB long; not a text file of this "
+                               "format?", self.path)
+        self.line += len(parts) - 1
 
 
 def read_text(path: Path, *, max_line: int | None = MAX_LINE_BYTES, errors: str = "strict") -> str:
     """A UTF-8 text file (plain or .gz), bounded in total size and, for line formats, in line
     length (a 400 MB single line is refused, not parsed)."""
-    raw = read_bytes(path)
-    if max_line is not None:
-        line, length = _longest_line(raw)
-        if length > max_line:
-            raise PoseCliError(f"line {line} is {length / 1e6:,.1f} MB long (limit {max_line / 1e6:g} MB); "
-                               "not a text file of this format?", path)
+    raw = read_bytes(path, max_line=max_line)
     try:
         return raw.decode("utf-8-sig", errors=errors)
     except UnicodeDecodeError:
