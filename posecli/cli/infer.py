@@ -26,13 +26,22 @@ def infer(
     max_gap: int = typer.Option(10, "--max-gap", help="Interpolate gaps up to N frames; longer ones are missing."),
     model: str = typer.Option("auto", "--model",
                               help="lifter | image | auto (the checkpoint's family); image needs an image checkpoint."),
+    focal: float | None = typer.Option(None, "--focal", help="Camera focal length in pixels [default: video "
+                                       "metadata, else the image diagonal]."),
+    fov: float | None = typer.Option(None, "--fov", help="Horizontal field of view in degrees (instead of --focal)."),
+    fix_feet: bool = typer.Option(False, "--fix-feet", help="Remove foot sliding while a foot is in contact."),
+    bvh: bool = typer.Option(False, "--bvh", help="Also write a BVH per track (Blender, Unity, MotionBuilder)."),
+    trc: bool = typer.Option(False, "--trc", help="Also write a TRC per track (OpenSim)."),
+    fill_gaps: bool = typer.Option(False, "--fill-gaps", help="BVH: interpolate missing frames inside a track."),
+    render_view: str = typer.Option("follow", "--render-view", help="Render's 3D view: follow (the person) or fixed."),
 ) -> None:
     """Estimate 3D poses in a video: poses.npz/json, per-track CSV, viewer.html, optional MP4."""
     from posecli.infer.pipeline import InferOptions, run_inference
 
     options = InferOptions(checkpoint=checkpoint, keypoints=keypoints, render=render, viewer=viewer,
                            smooth=smooth, device=device, max_people=max_people, flip=flip, max_gap=max_gap,
-                           model=model)
+                           model=model, focal=focal, fov=fov, fix_feet=fix_feet, bvh=bvh, trc=trc,
+                           fill_gaps=fill_gaps, render_follow=_render_follow(render_view))
     result = run_inference(video, out or Path("runs/infer") / video.stem, options, console=console)
     poses = result.poses
     table = Table(title=f"posecli infer: {video.name}", show_header=True)
@@ -49,6 +58,14 @@ def infer(
                   f"({int(poses.interpolated.sum())} interpolated)")
     for path in result.files:
         console.print(f"  {path}")
+
+
+def _render_follow(view: str) -> bool:
+    from posecli.errors import PoseCliError
+
+    if view not in ("follow", "fixed"):
+        raise PoseCliError(f"--render-view must be follow or fixed, got '{view}'")
+    return view == "follow"
 
 
 @export_app.command("onnx")
@@ -81,5 +98,8 @@ def export_bundle_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    from posecli.cli import motion
+
     app.command("infer")(infer)
+    motion.register(export_app)
     app.add_typer(export_app, name="export")

@@ -39,6 +39,7 @@ from posecli.infer.outputs import (
 )
 from posecli.infer.smooth import smooth_sequence
 from posecli.infer.track import Tracks, track_detections
+from posecli.infer.world_outputs import WorldOutputs, world_outputs
 from posecli.infer.video import (
     VideoInfo,
     iter_frames,
@@ -67,6 +68,14 @@ class InferOptions:
     batch_size: int = 64
     detect_side: int | None = DETECT_SIDE  # None = detect on full-resolution frames
     model: str = "auto"                    # lifter | image | auto (the checkpoint's family)
+    # World frame and motion files (posecli.infer.world, posecli.infer.world_export).
+    focal: float | None = None             # camera focal length in pixels (--focal)
+    fov: float | None = None               # or horizontal field of view in degrees (--fov)
+    fix_feet: bool = False                 # remove foot sliding while a foot is in contact
+    bvh: bool = False                      # also write <video>_trackNN.bvh
+    trc: bool = False                      # also write <video>_trackNN.trc
+    fill_gaps: bool = False                # BVH: interpolate a track's interior missing frames
+    render_follow: bool = True             # render's 3D view follows the person (False: fixed on the floor)
 
 
 @dataclass
@@ -188,10 +197,11 @@ def lift_tracks(tracks: Tracks, fps: float, image_size: tuple[int, int], model: 
     return PoseSequence(kp2, conf, tracks.track_ids, kp3, valid, interp & valid, fps, image_size)
 
 
-def write_outputs(folder: Path, poses: PoseSequence, *, viewer: bool, title: str) -> list[Path]:
-    """poses.npz, poses.json, track_<id>.csv and (optionally) viewer.html into `folder`."""
+def write_outputs(folder: Path, poses: PoseSequence, *, viewer: bool, title: str,
+                  world: WorldOutputs | None = None) -> list[Path]:
+    """poses.npz, poses.json, track_<id>.csv, (optionally) viewer.html and the world-frame files."""
     files = [folder / "poses.npz", folder / "poses.json"]
-    write_npz(files[0], poses)
+    write_npz(files[0], poses, world.arrays() if world is not None else None)
     write_json(files[1], poses)
     for p, tid in enumerate(poses.track_ids.tolist()):
         files.append(folder / f"track_{tid:02d}.csv")
@@ -200,7 +210,9 @@ def write_outputs(folder: Path, poses: PoseSequence, *, viewer: bool, title: str
         from posecli.infer.viewer import write_viewer
 
         files.append(folder / "viewer.html")
-        write_viewer(files[-1], poses, title=title)
+        write_viewer(files[-1], poses, title=title, world=world.poses if world is not None else None)
+    if world is not None:
+        files += world.write_motion_files(folder)
     return files
 
 
@@ -307,14 +319,17 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
             poses = predict_tracks(info.path, tracks, fps, image_size, model, options, progress)
         else:
             poses = lift_tracks(tracks, fps, image_size, model, options, progress)
+        with progress.timed("write"):
+            world = world_outputs(poses, options, info.path)
         with atomic_folder(Path(out_dir), merge=True) as tmp:
             with progress.timed("write"):
-                files = write_outputs(tmp, poses, viewer=options.viewer, title=info.path.name)
+                files = write_outputs(tmp, poses, viewer=options.viewer, title=info.path.name, world=world)
             if options.render:
                 from posecli.infer.render import render_video
 
                 with progress.task("render", poses.num_frames), progress.timed("render"):
-                    render_video(info.path, poses, tmp / "render.mp4", on_frame=progress.advance)
+                    render_video(info.path, poses, tmp / "render.mp4", on_frame=progress.advance,
+                                 world=world.poses, follow=options.render_follow)
                 files.append(tmp / "render.mp4")
     out = Path(out_dir)
     return InferResult(out, poses, [out / f.name for f in files], detections, progress.timings,

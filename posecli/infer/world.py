@@ -78,8 +78,24 @@ def root_translation(keypoints2d: np.ndarray, confidence: np.ndarray, keypoints3
         t = np.where(ok[..., None], np.linalg.solve(m, rhs[..., None])[..., 0], np.nan)
         depth = np.clip(z + np.nan_to_num(t[..., 2:3], nan=1.0), 0.1, None)
         weights = w / depth ** 2
-    t[~(t[..., 2] > 0)] = np.nan
+    behind = enough & ~(t[..., 2] > 0.1)
+    if behind.any():
+        t[behind] = _size_translation(a, b, kp3, w, fx)[behind]
     return t.astype(np.float32)
+
+
+def _size_translation(a: np.ndarray, b: np.ndarray, kp3: np.ndarray, w: np.ndarray, fx: float) -> np.ndarray:
+    """Fallback when the least squares puts the person behind the camera (a pose that does not fit
+    its 2D): depth from the ratio of the pose's 3D spread to its 2D spread, x/y from the 2D centre."""
+    s = np.maximum(w.sum(-1, keepdims=True), 1e-9)
+    centre = lambda v: (w * v).sum(-1, keepdims=True) / s                       # noqa: E731
+    spread2 = np.sqrt((w * ((a - centre(a)) ** 2 + (b - centre(b)) ** 2)).sum(-1, keepdims=True) / s)
+    x, y, z = kp3[..., 0], kp3[..., 1], kp3[..., 2]
+    spread3 = np.sqrt((w * ((x - centre(x)) ** 2 + (y - centre(y)) ** 2)).sum(-1, keepdims=True) / s)
+    depth = np.clip(spread3 / np.maximum(spread2, 1e-9), 0.5, 1e4)[..., 0]
+    tz = depth - centre(z)[..., 0]
+    return np.stack([centre(a)[..., 0] * depth - centre(x)[..., 0],
+                     centre(b)[..., 0] * depth - centre(y)[..., 0], tz], axis=-1)
 
 
 def smooth_trajectory(root: np.ndarray, fps: float, strength: float = 1.0) -> np.ndarray:
@@ -157,8 +173,7 @@ def local_floor(keypoints_world: np.ndarray, fps: float, seconds: float = 1.0) -
     A slightly tilted floor estimate, or depth drift, moves a walker's feet up or down by
     centimetres over metres; measuring contact height against the nearby lowest foot keeps
     the height test local."""
-    low = np.nanmin(keypoints_world[..., list(FEET), 1], axis=-1) if keypoints_world.shape[0] else \
-        np.zeros(keypoints_world.shape[:2])
+    low = keypoints_world[..., list(FEET), 1].min(axis=-1)     # NaN where a track has no pose
     half = max(1, int(round(seconds * fps)))
     out = np.full(low.shape, np.nan)
     for f in range(len(low)):
