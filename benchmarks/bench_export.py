@@ -1,20 +1,23 @@
 """Figures for the world trajectory, foot contact, BVH/TRC export (docs/inference.md, "World frame").
 
-    python benchmarks/bench_export.py [--data DIR] [--takes 8] [--blender]
+    python benchmarks/bench_export.py [--data DIR] [--takes 8] [--blender] [--videos CLIP.mp4 ...]
 
 1. CMU test takes (Li 2018 positions, resampled to 50 Hz) filmed by posecli's virtual cameras
    (posecli.data.readers.mocap.film, known intrinsics); the bundled default lifter lifts the exact
    2D; posecli.infer.world.locate recovers the pelvis in the camera frame. Reports the root error
    (mm), its ratio to the subject's distance, the error of "up" (degrees) and foot skating
    (mean horizontal ankle speed in contact) before and after the clean-up, beside the ground truth's.
-2. Export speed: BVH and TRC for a synthetic 7.7 s, 30 fps, one-person poses file.
-3. With --blender (and Blender on PATH): the BVH round trip through Blender's importer.
+2. With --blender (and Blender on PATH): CMU takes -> BVH -> Blender's importer -> joint positions,
+   compared with posecli's positions after the bone-length equalisation, and with the input.
+3. Per --videos clip: `posecli infer` (default model, BlazePose), foot skating before and after
+   the clean-up, and the time `export_poses` takes from poses.npz to BVH / TRC files.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -102,12 +105,70 @@ def _true_up(kp3d_cam: np.ndarray, world: np.ndarray) -> np.ndarray:
     return r[:, 1]
 
 
+def blender_round_trip(data: Path, count: int) -> None:
+    """CMU test takes (ground-truth world positions) -> BVH -> Blender's importer -> positions."""
+    from posecli.infer.blender_check import blender_available, blender_positions
+    from posecli.infer.bvh_export import bvh_text, fit_skeleton, forward_kinematics
+
+    if not blender_available():
+        print("blender round trip: Blender is not on PATH, skipped")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, world, _, fps in cmu_takes(data, count):
+            skeleton = fit_skeleton(world, fps)
+            path = Path(tmp) / "take.bvh"
+            path.write_text(bvh_text(skeleton))
+            back = blender_positions(path)
+            equalised = forward_kinematics(skeleton)
+            vs_eq = np.linalg.norm(back - equalised, axis=-1) * 1000
+            vs_raw = np.linalg.norm(back - world, axis=-1) * 1000
+            eq = np.linalg.norm(equalised - world, axis=-1) * 1000
+            print(f"blender {name:34s} {len(world):4d} frames: vs posecli after equalisation max {vs_eq.max():.4f} "
+                  f"mean {vs_eq.mean():.4f} mm; vs the input positions max {vs_raw.max():.1f} mean "
+                  f"{vs_raw.mean():.1f} mm (equalisation alone: max {eq.max():.1f} mean {eq.mean():.1f} mm)")
+
+
+def video_figures(video: Path, checkpoint: str) -> None:
+    """infer on a real clip, then foot skating before/after the clean-up and the export time."""
+    from posecli.infer.pipeline import InferOptions, run_inference
+    from posecli.infer.world import foot_contact, remove_foot_sliding, skating_speed
+    from posecli.infer.world_export import export_poses
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_inference(video, Path(tmp) / "out", InferOptions(checkpoint=checkpoint, viewer=False))
+        npz = Path(tmp) / "out" / "poses.npz"
+        with np.load(npz) as data:
+            world, contact, valid = data["keypoints3d_world"], data["contact"], data["valid"]
+            source, fps = str(data["camera_source"]), float(data["fps"])
+        fixed = remove_foot_sliding(world, contact)
+        print(f"{video.name}: {result.poses.num_frames} frames ({result.poses.num_frames / fps:.1f} s), "
+              f"{result.poses.num_tracks} tracks, camera {source}; contact {contact[valid].mean() * 100:.0f} % of "
+              f"foot-frames; skating {skating_speed(world, contact, fps) * 100:.1f} cm/s before, "
+              f"{skating_speed(fixed, contact, fps) * 100:.1f} cm/s after the clean-up "
+              f"(contact re-detected after: {foot_contact(fixed, fps)[valid].mean() * 100:.0f} %)")
+        for formats in (("bvh",), ("trc",), ("bvh", "trc")):
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                export_poses(npz, formats, Path(tmp) / "export")
+                times.append(time.perf_counter() - t0)
+            print(f"  export {'+'.join(formats)}: {min(times):.3f} s (best of 3, {result.poses.num_tracks} tracks, "
+                  f"from poses.npz to files)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=default_data())
     parser.add_argument("--takes", type=int, default=8)
+    parser.add_argument("--videos", type=Path, nargs="*", default=[])
+    parser.add_argument("--checkpoint", default="default")
+    parser.add_argument("--blender", action="store_true")
     args = parser.parse_args()
     trajectory(args.data, args.takes)
+    if args.blender:
+        blender_round_trip(args.data, min(args.takes, 4))
+    for video in args.videos:
+        video_figures(video, args.checkpoint)
 
 
 if __name__ == "__main__":
