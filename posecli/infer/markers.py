@@ -36,7 +36,10 @@ def trc_text(positions: np.ndarray, fps: float, name: str, units: str = "m") -> 
     for f in range(frames):
         row = values[f]
         cells = ["" if not np.isfinite(v) else f"{v:.6f}" for v in row]
-        lines.append(f"{f + 1}\t{f / fps:.6f}\t" + "\t".join(cells))
+        # A row ending in a blank marker gets a trailing tab: tab-splitting readers (OpenSim's
+        # TRCFileAdapter among them) drop a final empty field and would count a column short.
+        tail = "\t" if not cells[-1] else ""
+        lines.append(f"{f + 1}\t{f / fps:.6f}\t" + "\t".join(cells) + tail)
     return "\n".join(lines) + "\n"
 
 
