@@ -39,7 +39,6 @@ from posecli.infer.outputs import (
 )
 from posecli.infer.smooth import smooth_sequence
 from posecli.infer.track import Tracks, track_detections
-from posecli.infer.world_outputs import WorldOutputs, world_outputs
 from posecli.infer.video import (
     VideoInfo,
     iter_frames,
@@ -47,6 +46,7 @@ from posecli.infer.video import (
     probe_video,
     scaled_size,
 )
+from posecli.infer.world_outputs import WorldOutputs, world_outputs
 from posecli.skeleton import NUM_JOINTS
 
 DETECT_SIDE = 960   # frames are scaled to this longer side for the detector (BlazePose sees 256 px)
