@@ -30,13 +30,22 @@ def infer(
     model: str = typer.Option("auto", "--model",
                               help="lifter | image | auto (the checkpoint's family); image needs an image checkpoint."),
     quiet: bool = QUIET, as_json: bool = JSON,
+    focal: float | None = typer.Option(None, "--focal", help="Camera focal length in pixels [default: video "
+                                       "metadata, else the image diagonal]."),
+    fov: float | None = typer.Option(None, "--fov", help="Horizontal field of view in degrees (instead of --focal)."),
+    fix_feet: bool = typer.Option(False, "--fix-feet", help="Remove foot sliding while a foot is in contact."),
+    bvh: bool = typer.Option(False, "--bvh", help="Also write a BVH per track (Blender, Unity, MotionBuilder)."),
+    trc: bool = typer.Option(False, "--trc", help="Also write a TRC per track (OpenSim)."),
+    fill_gaps: bool = typer.Option(False, "--fill-gaps", help="BVH: interpolate missing frames inside a track."),
+    render_view: str = typer.Option("follow", "--render-view", help="Render's 3D view: follow (the person) or fixed."),
 ) -> None:
     """Estimate 3D poses in a video: poses.npz/json, per-track CSV, viewer.html, optional MP4."""
     from posecli.infer.pipeline import InferOptions, run_inference
 
     options = InferOptions(checkpoint=checkpoint, keypoints=keypoints, render=render, viewer=viewer,
                            smooth=smooth, device=device, max_people=max_people, flip=flip, max_gap=max_gap,
-                           model=model)
+                           model=model, focal=focal, fov=fov, fix_feet=fix_feet, bvh=bvh, trc=trc,
+                           fill_gaps=fill_gaps, render_follow=_render_follow(render_view))
     console = human_console(quiet, as_json, stderr=True)
     result = run_inference(video, out or Path("runs/infer") / video.stem, options, console=console)
     poses = result.poses
@@ -59,6 +68,14 @@ def infer(
                     "tracks": poses.num_tracks, "track_frames": int(poses.valid.sum()),
                     "interpolated": int(poses.interpolated.sum()), "files": result.files,
                     "seconds": result.wall, "stage_seconds": result.timings})
+
+
+def _render_follow(view: str) -> bool:
+    from posecli.errors import PoseCliError
+
+    if view not in ("follow", "fixed"):
+        raise PoseCliError(f"--render-view must be follow or fixed, got '{view}'")
+    return view == "follow"
 
 
 @export_app.command("onnx")
@@ -103,5 +120,8 @@ def export_bundle_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    from posecli.cli import motion
+
     app.command("infer")(infer)
+    motion.register(export_app)
     app.add_typer(export_app, name="export")

@@ -31,7 +31,8 @@ class PoseSequence(Tracks):
     # keypoints2d: NaN where not valid; confidence: 0 where not valid (fields of Tracks)
 
 
-def write_npz(path: Path, poses: PoseSequence) -> None:
+def write_npz(path: Path, poses: PoseSequence, extra: dict[str, np.ndarray] | None = None) -> None:
+    """poses.npz; `extra` adds arrays (the world frame: root_camera, keypoints3d_world, contact, camera_*)."""
     with open(path, "wb") as f:
         np.savez_compressed(
             f,
@@ -41,6 +42,7 @@ def write_npz(path: Path, poses: PoseSequence) -> None:
             image_size=np.asarray(poses.image_size, dtype=np.int64), skeleton=np.str_("h36m17"),
             joints=np.asarray(H36M_JOINTS), units=np.str_("keypoints2d: pixels; keypoints3d: metres, "
                                                           "root-relative, camera frame (x right, y down, z forward)"),
+            **(extra or {}),
         )
 
 

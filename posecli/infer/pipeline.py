@@ -49,6 +49,7 @@ from posecli.infer.video import (
     probe_video,
     scaled_size,
 )
+from posecli.infer.world_outputs import WorldOutputs, world_outputs
 from posecli.skeleton import NUM_JOINTS
 
 DETECT_SIDE = 960   # frames are scaled to this longer side for the detector (BlazePose sees 256 px)
@@ -72,6 +73,14 @@ class InferOptions:
     batch_size: int = 64
     detect_side: int | None = DETECT_SIDE  # None = detect on full-resolution frames
     model: str = "auto"                    # lifter | image | auto (the checkpoint's family)
+    # World frame and motion files (posecli.infer.world, posecli.infer.world_export).
+    focal: float | None = None             # camera focal length in pixels (--focal)
+    fov: float | None = None               # or horizontal field of view in degrees (--fov)
+    fix_feet: bool = False                 # remove foot sliding while a foot is in contact
+    bvh: bool = False                      # also write <video>_trackNN.bvh
+    trc: bool = False                      # also write <video>_trackNN.trc
+    fill_gaps: bool = False                # BVH: interpolate a track's interior missing frames
+    render_follow: bool = True             # render's 3D view follows the person (False: fixed on the floor)
 
 
 @dataclass
@@ -194,11 +203,11 @@ def lift_tracks(tracks: Tracks, fps: float, image_size: tuple[int, int], model: 
 
 
 def write_outputs(folder: Path, poses: PoseSequence, *, viewer: bool, title: str,
-                  video: str | None = None) -> list[Path]:
-    """poses.npz, poses.json, track_<id>.csv and (optionally) viewer.html into `folder`; the
-    viewer plays `video` (a path relative to the folder) beside its 3D view."""
+                  video: str | None = None, world: WorldOutputs | None = None) -> list[Path]:
+    """poses.npz, poses.json, track_<id>.csv, (optionally) viewer.html and the world-frame files;
+    the viewer plays `video` (a path relative to the folder) beside its 3D view."""
     files = [folder / "poses.npz", folder / "poses.json"]
-    write_npz(files[0], poses)
+    write_npz(files[0], poses, world.arrays() if world is not None else None)
     write_json(files[1], poses)
     for p, tid in enumerate(poses.track_ids.tolist()):
         files.append(folder / f"track_{tid:02d}.csv")
@@ -207,7 +216,9 @@ def write_outputs(folder: Path, poses: PoseSequence, *, viewer: bool, title: str
         from posecli.infer.viewer import write_viewer
 
         files.append(folder / "viewer.html")
-        write_viewer(files[-1], poses, title=title, video=video)
+        write_viewer(files[-1], poses, title=title, video=video, world=world.poses if world is not None else None)
+    if world is not None:
+        files += world.write_motion_files(folder)
     return files
 
 
@@ -317,18 +328,22 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
             poses = predict_tracks(info.path, tracks, fps, image_size, model, options, progress)
         else:
             poses = lift_tracks(tracks, fps, image_size, model, options, progress)
+        with progress.timed("write"):
+            world = world_outputs(poses, options, info.path)
         with atomic_folder(Path(out_dir), merge=True) as tmp:
             with progress.timed("write"):
                 from posecli.infer.viewer import relative_video
 
                 # render.mp4 travels with the folder; without it, the source video where it lies
                 shown = "render.mp4" if options.render else relative_video(info.path, Path(out_dir))
-                files = write_outputs(tmp, poses, viewer=options.viewer, title=info.path.name, video=shown)
+                files = write_outputs(tmp, poses, viewer=options.viewer, title=info.path.name, video=shown,
+                                      world=world)
             if options.render:
                 from posecli.infer.render import render_video
 
                 with progress.task("render", poses.num_frames), progress.timed("render"):
-                    render_video(info.path, poses, tmp / "render.mp4", on_frame=progress.advance)
+                    render_video(info.path, poses, tmp / "render.mp4", on_frame=progress.advance,
+                                 world=world.poses, follow=options.render_follow)
                 files.append(tmp / "render.mp4")
     out = Path(out_dir)
     return InferResult(out, poses, [out / f.name for f in files], detections, progress.timings,

@@ -53,10 +53,11 @@ def view_rotation(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
     return pitch @ yaw
 
 
-def project_panel(points: np.ndarray, size: int, rotation: np.ndarray, offset_x: float = 0.0) -> np.ndarray:
+def project_panel(points: np.ndarray, size: int, rotation: np.ndarray, offset_x: float = 0.0,
+                  metres: float = PANEL_METRES) -> np.ndarray:
     """Orthographic projection of root-relative metres [..., 3] into a size x size panel."""
     p = points @ rotation.T
-    s = size / PANEL_METRES
+    s = size / metres
     return np.stack([size / 2 + (p[..., 0] + offset_x) * s, size / 2 + p[..., 1] * s], axis=-1)
 
 
@@ -77,11 +78,65 @@ def draw_panel_3d(size: int, poses3d: np.ndarray, rotation: np.ndarray) -> np.nd
     return panel
 
 
+# World frame (y up, z towards the camera) -> the panels' camera-like axes (y down, z forward).
+_WORLD_TO_VIEW = np.diag([1.0, -1.0, -1.0])
+
+
+def world_view(keypoints_world: np.ndarray, valid: np.ndarray, follow: bool) -> tuple[np.ndarray, float]:
+    """Per-frame centres [F, 3] (world) and the panel side (metres) for the world-frame 3D view:
+    following the people (their mean pelvis, at floor level) or fixed on the whole trajectory."""
+    pelvis = np.where(valid[..., None], keypoints_world[:, :, 0], np.nan)           # [F, P, 3]
+    seen = np.isfinite(pelvis).all(-1)
+    if not seen.any():
+        return np.zeros((len(pelvis), 3)), PANEL_METRES
+    with np.errstate(invalid="ignore"):
+        per_frame = np.nanmean(pelvis, axis=1)
+    if follow:
+        centres = per_frame.copy()
+        last = np.nanmean(pelvis[seen], axis=0)
+        for f in range(len(centres)):                                              # hold where nobody is seen
+            last = centres[f] if np.isfinite(centres[f]).all() else last
+            centres[f] = last
+        centres[:, 1] = 0.9
+        return centres, PANEL_METRES
+    everyone = pelvis[seen]
+    low, high = everyone.min(0), everyone.max(0)
+    centre = (low + high) / 2.0
+    centre[1] = 0.9
+    side = max(PANEL_METRES, float(np.max((high - low)[[0, 2]])) + 1.6)
+    return np.broadcast_to(centre, (len(pelvis), 3)).copy(), side
+
+
+def draw_world_panel(size: int, poses_world: np.ndarray, rotation: np.ndarray, centre: np.ndarray,
+                     metres: float) -> np.ndarray:
+    """A size x size panel of world-frame poses [P, 17, 3] where they stand, with the floor (y = 0)."""
+    cv2 = _cv2()
+    panel = np.full((size, size, 3), 24, np.uint8)
+    step = 0.5 if metres <= 6 else 1.0
+    lo = np.floor((centre[[0, 2]] - metres) / step) * step
+    for k in range(int(2 * metres / step) + 2):
+        for line in (np.array([[lo[0] + k * step, 0.0, lo[1]], [lo[0] + k * step, 0.0, lo[1] + 2 * metres]]),
+                     np.array([[lo[0], 0.0, lo[1] + k * step], [lo[0] + 2 * metres, 0.0, lo[1] + k * step]])):
+            a, b = np.round(project_panel((line - centre) @ _WORLD_TO_VIEW, size, rotation, metres=metres)
+                            ).astype(np.int32)
+            cv2.line(panel, tuple(a), tuple(b), (70, 70, 70), 1, cv2.LINE_AA)
+    for pose in poses_world:
+        if np.isfinite(pose).all():
+            draw_skeleton_2d(panel, project_panel((pose - centre) @ _WORLD_TO_VIEW, size, rotation, metres=metres),
+                             np.ones(len(pose)), thickness=max(2, size // 180))
+    return panel
+
+
 def render_video(video, poses: PoseSequence, out_path, *, height: int = 720, azimuth: float = -40.0,
-                 elevation: float = 12.0, on_frame: Callable[[], None] | None = None) -> int:
-    """Write the side-by-side MP4 atomically; returns the number of frames rendered."""
+                 elevation: float = 12.0, on_frame: Callable[[], None] | None = None,
+                 world=None, follow: bool = True) -> int:
+    """Write the side-by-side MP4 atomically; returns the number of frames rendered. With `world`
+    (posecli.infer.world.WorldPoses) the 3D view shows the people where they walk, on the floor,
+    following them or (follow=False) fixed on the whole trajectory."""
     cv2 = _cv2()
     rotation = view_rotation(azimuth, elevation)
+    if world is not None:
+        centres, side = world_view(world.keypoints3d_world, poses.valid, follow)
     with H264Writer(out_path, poses.fps) as writer:
         for f, frame in enumerate(iter_frames(video, max_frames=poses.num_frames)):
             scale = min(1.0, height / frame.shape[0])
@@ -92,7 +147,11 @@ def render_video(video, poses: PoseSequence, out_path, *, height: int = 720, azi
             for p in np.flatnonzero(poses.valid[f]):
                 draw_skeleton_2d(frame, poses.keypoints2d[f, p] * scale, poses.confidence[f, p],
                                  thickness=max(2, frame.shape[0] // 240))
-            panel = draw_panel_3d(frame.shape[0], poses.keypoints3d[f][poses.valid[f]], rotation)
+            if world is None:
+                panel = draw_panel_3d(frame.shape[0], poses.keypoints3d[f][poses.valid[f]], rotation)
+            else:
+                panel = draw_world_panel(frame.shape[0], world.keypoints3d_world[f][poses.valid[f]], rotation,
+                                         centres[f], side)
             writer.write(np.concatenate([frame, panel], axis=1))
             if on_frame is not None:
                 on_frame()
