@@ -13,7 +13,7 @@ import pytest
 from posecli.data.cameras import Camera, look_at, project
 from posecli.data.qualisys import distort_points, read_qca, undistort_points
 from posecli.errors import PoseCliError
-from posecli.eval.triangulate import reprojection_errors, triangulate
+from posecli.eval.triangulate import reprojection_errors, triangulate, triangulate_consistent
 from tests.conftest import shared_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,6 +120,24 @@ def test_triangulate_weights_favour_confident_views():
     assert errors[1] < 0.5 * errors[0]
 
 
+def test_triangulate_consistent_drops_the_wrong_view():
+    """A fourth view 120 px off is dropped: the other three give the point back exactly; with a
+    threshold above its error it is kept and pulls the point away."""
+    cams = _ring_cameras()
+    R, t = look_at(np.array([0.0, 1.2, -4.0]), np.array([0.0, 1.0, 0.0]))
+    cams.append(Camera("c3", R, t, np.array([1000.0, 1000.0, 540.0, 960.0], np.float32), (1080, 1920)))
+    points = np.array([[0.1, 1.2, 0.0], [-0.3, 0.4, 0.2]])
+    uv = np.stack([project(c.to_camera(points), np.asarray(c.intrinsics, np.float64)) for c in cams])
+    uv[3, 0, 1] += 120.0
+    conf = np.full((4, 2), 0.9)
+    out, valid, used = triangulate_consistent(uv, conf, cams, max_error_px=40.0)
+    assert valid.all()
+    np.testing.assert_allclose(out, points, atol=1e-9)
+    assert used[:, 0].tolist() == [True, True, True, False] and used[:, 1].all()
+    out, _, used = triangulate_consistent(uv, conf, cams, max_error_px=1e6)
+    assert used.all() and np.linalg.norm(out[0] - points[0]) > 0.01
+
+
 def _bench():
     spec = importlib.util.spec_from_file_location("bench_wild", REPO / "benchmarks" / "bench_wild.py")
     module = importlib.util.module_from_spec(spec)
@@ -160,7 +178,7 @@ def test_bench_wild_quick_smoke(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Wild: pose2sim, 4 views x 20 frames" in out
     reproj = float(out.split("reprojection error ")[1].split(" px")[0])
-    assert 0.0 < reproj < 15.0
+    assert 0.0 < reproj < 25.0                 # a wrong calibration gives hundreds of px
     assert sorted(p.name for p in (tmp_path / "detections").iterdir()) == [
         f"cam0{i}-first20.npz" for i in range(1, 5)]
     # Second run: detections come from the cache.

@@ -6,11 +6,17 @@ joint, scaled by the joint's confidence, when that confidence reaches `min_confi
 seen by fewer than `min_views` views is not triangulated. Rows are built in normalised camera
 coordinates (K^-1 applied), which keeps the 4x4 system well conditioned whatever the pixel scale.
 The mean reprojection error in pixels says whether calibration and 2D agree.
+
+A detector's 2D of one view can be plainly wrong (a limb swapped left/right, an occluded wrist
+guessed): `triangulate_consistent` then drops views as Pose2Sim does, keeping for each point the
+largest set of views whose reprojection errors all stay under `max_error_px` (the lowest mean
+error among sets of that size), and leaves a point no set agrees on untriangulated.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import combinations
 
 import numpy as np
 
@@ -19,6 +25,8 @@ from posecli.errors import PoseCliError
 
 MIN_CONFIDENCE = 0.3      # as Pose2Sim's default likelihood threshold for triangulation
 MIN_VIEWS = 2
+MAX_ERROR_PX = 15.0       # Pose2Sim's default reprojection threshold for triangulation
+MAX_SUBSET_VIEWS = 10     # view subsets are enumerated: 2^10 at most
 
 
 def triangulate(points2d: np.ndarray, confidence: np.ndarray, cameras: Sequence[Camera], *,
@@ -74,3 +82,41 @@ def reprojection_errors(points3d: np.ndarray, points2d: np.ndarray, confidence: 
         used = (np.asarray(confidence[v]) >= min_confidence) & np.isfinite(err)
         out[v][used] = err[used]
     return out
+
+
+def triangulate_consistent(points2d: np.ndarray, confidence: np.ndarray, cameras: Sequence[Camera], *,
+                           max_error_px: float = MAX_ERROR_PX, min_confidence: float = MIN_CONFIDENCE,
+                           min_views: int = MIN_VIEWS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Like `triangulate`, per point from the largest set of views that agree (every used view's
+    reprojection error <= `max_error_px`). Returns points [..., 3], the mask [...] of triangulated
+    ones and the views used [V, ...] (bool)."""
+    views = len(cameras)
+    if views > MAX_SUBSET_VIEWS:
+        raise PoseCliError(f"triangulate_consistent takes at most {MAX_SUBSET_VIEWS} views, got {views}")
+    confidence = np.asarray(confidence, dtype=np.float64)
+    shape = confidence.shape[1:]
+    out = np.full((*shape, 3), np.nan)
+    done = np.zeros(shape, dtype=bool)
+    used = np.zeros(confidence.shape, dtype=bool)
+    for size in range(views, min_views - 1, -1):
+        best_err = np.full(shape, np.inf)
+        best = np.full((*shape, 3), np.nan)
+        best_used = np.zeros(confidence.shape, dtype=bool)
+        for subset in combinations(range(views), size):
+            keep = np.zeros(views, dtype=bool)
+            keep[list(subset)] = True
+            conf = np.where(keep.reshape(-1, *([1] * len(shape))), confidence, 0.0)
+            points, ok = triangulate(points2d, conf, cameras, min_confidence=min_confidence, min_views=min_views)
+            errors = reprojection_errors(points, points2d, conf, cameras, min_confidence)
+            seen = np.isfinite(errors)
+            worst = np.where(seen, errors, -np.inf).max(axis=0)
+            mean = np.where(seen, errors, 0.0).sum(axis=0) / np.maximum(seen.sum(axis=0), 1)
+            better = ok & ~done & (worst <= max_error_px) & (mean < best_err)
+            best_err[better] = mean[better]
+            best[better] = points[better]
+            best_used[:, better] = seen[:, better]
+        found = np.isfinite(best_err)
+        out[found] = best[found]
+        used[:, found] = best_used[:, found]
+        done |= found
+    return out, done, used
