@@ -54,7 +54,8 @@ def prepare_command(
     fps: float | None = typer.Option(None, "--fps", min=0.0, help="Resample sequences to this frame rate."),
     seed: int = typer.Option(0, "--seed", help="Random seed (virtual cameras, sampling)."),
     units: float | None = typer.Option(None, "--units", min=0.0,
-                                       help="Metres per BVH file unit (default: guessed from body height)."),
+                                       help="Metres per BVH/ASF file unit (default: the ASF's :units, "
+                                            "else guessed from body height)."),
     detector: str | None = typer.Option(None, "--detector",
                                         help="2D detections to use where a format has several (e.g. cpn_ft_h36m_dbb)."),
     images: Path | None = typer.Option(None, "--images",

@@ -56,4 +56,4 @@ class PrepareOptions:
     seed: int = 0
     detector: str | None = None             # e.g. VideoPose3D 2D detections name ("cpn_ft_h36m_dbb")
     images: Path | None = None              # image folder (image family, later)
-    units: float | None = None              # metres per BVH file unit (None = guess from body height)
+    units: float | None = None              # metres per BVH/ASF file unit (None = ASF :units or a guess)

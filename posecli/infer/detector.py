@@ -1,8 +1,11 @@
 """2D person keypoints per frame: MediaPipe BlazePose (legacy `mediapipe.solutions.pose` API).
 
 BlazePose gives 33 landmarks for one person per frame; posecli.skeleton's `blazepose33` layout turns
-them into H36M-17 with per-joint confidence (the landmark visibility). Only model_complexity=1 is
-used: its weights ship inside the mediapipe wheel, whereas complexity 2 would download at run time.
+them into H36M-17 with per-joint confidence (the landmark visibility), and its own metric 3D
+(`pose_world_landmarks`, hip-centred, x right, y down) the same way; posecli's lifter never reads
+that 3D (it would tie the model to one detector), benchmarks compare against it. Only
+model_complexity=1 is used: its weights ship inside the mediapipe wheel, whereas complexity 2 would
+download at run time.
 MediaPipe is imported lazily so the rest of posecli works without the `video` extra.
 """
 
@@ -26,6 +29,7 @@ class Detection:
     keypoints: np.ndarray   # float32 [17, 2]
     confidence: np.ndarray  # float32 [17], 0 = missing
     score: float            # person score (mean confidence of the observed joints)
+    world3d: np.ndarray | None = None  # float32 [17, 3] metres: the detector's own 3D, if it has one
 
 
 class Detector(Protocol):
@@ -34,11 +38,13 @@ class Detector(Protocol):
     def close(self) -> None: ...
 
 
-def detection_from_layout(keypoints: np.ndarray, confidence: np.ndarray, layout: str) -> Detection:
-    """Convert one person of any registered layout to a Detection."""
+def detection_from_layout(keypoints: np.ndarray, confidence: np.ndarray, layout: str,
+                          world3d: np.ndarray | None = None) -> Detection:
+    """Convert one person of any registered layout (and its 3D landmarks, if any) to a Detection."""
     kp, conf = convert_to_h36m(keypoints, confidence, layout)
     seen = conf > 0
-    return Detection(kp, conf, float(conf[seen].mean()) if seen.any() else 0.0)
+    world = None if world3d is None else convert_to_h36m(world3d, confidence, layout)[0]
+    return Detection(kp, conf, float(conf[seen].mean()) if seen.any() else 0.0, world)
 
 
 class BlazePoseDetector:
@@ -69,7 +75,10 @@ class BlazePoseDetector:
         marks = result.pose_landmarks.landmark
         kp = np.array([[m.x * w, m.y * h] for m in marks], dtype=np.float32)
         vis = np.array([m.visibility for m in marks], dtype=np.float32).clip(0.0, 1.0)
-        return [detection_from_layout(kp, vis, self.layout)]
+        world = None
+        if result.pose_world_landmarks is not None:
+            world = np.array([[m.x, m.y, m.z] for m in result.pose_world_landmarks.landmark], dtype=np.float32)
+        return [detection_from_layout(kp, vis, self.layout, world)]
 
     def close(self) -> None:
         self._pose.close()

@@ -137,15 +137,17 @@ def check_lifter(model: nn.Module, family: str, skeleton: str, source: str | Pat
         raise PoseCliError(f"checkpoint predicts the '{skeleton}' skeleton; infer needs 'h36m17'", source)
 
 
-def detect_video(info: VideoInfo, detector: Detector, progress: "_Stages",
-                 detect_side: int | None = DETECT_SIDE) -> list[list[Detection]]:
-    """Decode (in a background thread, scaled to `detect_side`) and detect on every frame; the
-    keypoints come back in full-resolution pixels. Decode and detect are timed separately."""
+def detect_video(info: VideoInfo, detector: Detector, progress: "_Stages | None" = None,
+                 detect_side: int | None = DETECT_SIDE, max_frames: int | None = None) -> list[list[Detection]]:
+    """Decode (in a background thread, scaled to `detect_side`) and detect on every frame (or the
+    first `max_frames`); the keypoints come back in full-resolution pixels. Decode and detect are
+    timed separately."""
+    progress = progress if progress is not None else _Stages(None)
     frames: list[list[Detection]] = []
     width, _ = scaled_size(info.width, info.height, detect_side)
     back = info.width / width
     with progress.task("detect", info.frames or None):
-        for frame, decode_s in prefetch(iter_frames(info.path, max_side=detect_side)):
+        for frame, decode_s in prefetch(iter_frames(info.path, max_side=detect_side, max_frames=max_frames)):
             progress.add("decode", decode_s)
             t0 = time.perf_counter()
             people = detector(frame)
@@ -169,11 +171,18 @@ def _person_scale(kp: np.ndarray, conf: np.ndarray) -> float:
     return float(np.median(sides)) if len(sides) else 1.0
 
 
+def track_people(detections: list[list[Detection]], fps: float, options: InferOptions) -> Tracks:
+    """Per-frame detections -> person tracks, with infer's gap and flicker settings."""
+    return track_detections(detections, max_people=options.max_people,
+                            max_age=max(options.max_gap + 1, round(fps)), min_frames=options.min_track_frames)
+
+
 def lift_tracks(tracks: Tracks, fps: float, image_size: tuple[int, int], model: nn.Module,
-                options: InferOptions, progress: "_Stages") -> PoseSequence:
+                options: InferOptions, progress: "_Stages | None" = None) -> PoseSequence:
     """Bridge gaps, smooth and lift every contiguous run of every track."""
     from posecli.predict import lift_sequence
 
+    progress = progress if progress is not None else _Stages(None)
     f, p = tracks.num_frames, tracks.num_tracks
     kp2 = np.full((f, p, NUM_JOINTS, 2), np.nan, np.float32)
     kp3 = np.full((f, p, NUM_JOINTS, 3), np.nan, np.float32)
@@ -316,9 +325,7 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
                     detector.close()
         detections = sum(len(d) for d in keypoints)
         with progress.timed("track"):
-            tracks = track_detections(keypoints, max_people=options.max_people,
-                                     max_age=max(options.max_gap + 1, round(fps)),
-                                     min_frames=options.min_track_frames)
+            tracks = track_people(keypoints, fps, options)
         if tracks.num_tracks == 0:
             raise PoseCliError("nobody was detected in any frame (is a whole person in view? or give your own "
                                "2D keypoints with --keypoints FILE)", options.keypoints or info.path)

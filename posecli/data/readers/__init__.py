@@ -28,7 +28,8 @@ FORMATS: dict[str, tuple[str, str]] = {
     "3dhp": ("posecli.data.readers.threedhp:read_3dhp", "MPI-INF-3DHP: mmpose npz or VideoPose3D-style npz"),
     "3dpw": ("posecli.data.readers.threedpw:read_3dpw", "3DPW sequence files (SMPL-24 joints)"),
     "humaneva": ("posecli.data.readers.humaneva:read_humaneva", "HumanEva-I, VideoPose3D npz layout (15 joints)"),
-    "mocap": ("posecli.data.readers.mocap:read_mocap", "CMU mocap (positions npz, expmap txt) and BVH, seen by virtual cameras"),
+    "mocap": ("posecli.data.readers.mocap:read_mocap",
+              "CMU mocap (positions npz, expmap txt), BVH and ASF/AMC, seen by virtual cameras"),
     "lsp": ("posecli.data.readers.lsp:read_lsp", "Leeds Sports Pose joints.mat (14 joints; photos via --images)"),
     "custom": ("posecli.data.readers.custom:read_custom", "posecli's documented JSON/CSV layout for your own keypoints"),
 }

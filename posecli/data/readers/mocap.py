@@ -1,4 +1,4 @@
-"""Motion capture (CMU positions npz, CMU expmap txt, BVH) seen by virtual cameras.
+"""Motion capture (CMU positions npz, CMU expmap txt, BVH, ASF/AMC) seen by virtual cameras.
 
 Mocap is 3D without images. Each sequence is converted to H36M-17 in its Y-up world, optionally
 resampled, centred on the floor under its mean pelvis, and filmed by `options.cameras` static
@@ -11,6 +11,9 @@ txt file, with one take per training action moved to a validation split (`--spli
 posecli.data.splits). The CMU dance BVH release (salsa/martial/indian folders) has the fixed
 train/val/test files of posecli.data.splits; other BVH files carry no split and are kept whatever
 the split.
+
+ASF/AMC files (CMU's native format, HDM05's) take their split from a `train`/`test` folder above
+them; AMC files outside such folders carry none.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 
 from posecli.data.cameras import project, random_virtual_cameras, world_to_camera
 from posecli.data.readers._files import load_npz, require_finite
+from posecli.data.readers.asf import AsfSkeleton, amc_fps, asf_motion, bvh_names, find_asf, read_amc, read_asf
 from posecli.data.readers.bvh import read_bvh
 from posecli.data.readers.expmap import ExpmapSkeleton, find_skeleton, load_skeleton, read_expmap_file
 from posecli.data.records import PrepareOptions, ReaderResult, SequenceRecord
@@ -40,7 +44,8 @@ BVH_UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001, "inch": 0.0254, "cmu-asf": 2.54 
 TYPICAL_STATURE_M = 1.7
 STATURE_RANGE_M = (0.1, 10.0)    # --units giving a subject outside this height is a wrong unit
 MAX_FPS = 1000.0                 # --fps above this is a typo (and would allocate fps/120 x the frames)
-_SUFFIXES = (".npz", ".txt", ".txt.gz", ".bvh", ".json")
+_SUFFIXES = (".npz", ".txt", ".txt.gz", ".bvh", ".amc", ".json", ".asf")
+_AUXILIARY = (".json", ".asf")   # skeleton files read on behalf of the motion files
 
 
 @dataclass
@@ -61,18 +66,36 @@ def _kind(path: Path) -> str:
     return next((s for s in _SUFFIXES if name.endswith(s)), "")
 
 
+def _folder_split(path: Path) -> str:
+    return next((p.name for p in path.parents if p.name in ("train", "test")), "")
+
+
+def _amc_sequence(path: Path, skeleton: AsfSkeleton, units: float | None, notes: list[str]) -> WorldSequence:
+    motion = asf_motion(skeleton, read_amc(path, skeleton), amc_fps(path))
+    positions = motion.positions()
+    if units is None:
+        units = skeleton.metres_per_unit
+        if units is None:
+            unit_name, units = bvh_unit(positions)
+            notes.append(f"{path.name}: ASF gives no length unit, guessed as {unit_name} ({units:g} m per unit)")
+    layout = bvh_layout(bvh_names(motion.names), [j.parent for j in motion.joints], source=skeleton.source)
+    return WorldSequence(_folder_split(path), path.parent.name, path.name[:-4], positions * units,
+                         motion.fps, layout, path)
+
+
 def collect_files(inputs: list[Path]) -> list[Path]:
     """Files of supported types among `inputs`, expanding folders recursively (sorted)."""
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
             found = sorted(p for p in item.rglob("*") if p.is_file() and _kind(p))
-            if not any(_kind(p) != ".json" for p in found):
-                raise PoseCliError("folder holds no mocap files (.npz, .txt(.gz), .bvh)", item)
+            if not any(_kind(p) not in _AUXILIARY for p in found):
+                raise PoseCliError("folder holds no mocap files (.npz, .txt(.gz), .bvh, .amc)", item)
             files.extend(found)
         elif item.is_file():
             if not _kind(item):
-                raise PoseCliError("not a mocap file: expected .npz, .txt(.gz), .bvh or a skeleton .json", item)
+                raise PoseCliError("not a mocap file: expected .npz, .txt(.gz), .bvh, .amc or a skeleton "
+                                   ".json/.asf", item)
             files.append(item)
         else:
             raise PoseCliError("input not found", item)
@@ -138,7 +161,9 @@ def load_world_sequences(files: list[Path], units: float | None = None,
     """Read every mocap file into world-frame sequences (expmap needs a skeleton JSON)."""
     notes = notes if notes is not None else []
     given = [p for p in files if _kind(p) == ".json"]
+    given_asf = [p for p in files if _kind(p) == ".asf"]
     skeletons: dict[Path, ExpmapSkeleton] = {}
+    asf_skeletons: dict[Path, AsfSkeleton] = {}
     sequences: list[WorldSequence] = []
     for path in files:
         kind = _kind(path)
@@ -154,6 +179,11 @@ def load_world_sequences(files: list[Path], units: float | None = None,
             sequences.append(_txt_sequence(path, skeletons[skel_path]))
         elif kind == ".bvh":
             sequences.append(_bvh_sequence(path, units, notes))
+        elif kind == ".amc":
+            asf_path = find_asf(path, given_asf)
+            if asf_path not in asf_skeletons:
+                asf_skeletons[asf_path] = read_asf(asf_path)
+            sequences.append(_amc_sequence(path, asf_skeletons[asf_path], units, notes))
     return sequences
 
 

@@ -1,0 +1,379 @@
+"""The in-the-wild scoreboard: posecli's lifter against MediaPipe's own 3D on calibrated real video,
+plus cross-dataset P-MPJPE on mocap the model was not trained on.
+
+    python benchmarks/bench_wild.py [--checkpoint default|CKPT] [--quick]
+        [--video-dir DIR] [--hdm05 caches/hdm05-test.h5] [--dance caches/dance-test.h5]
+        [--cmu-test caches/mocap-test.h5] [--work-dir runs/bench-wild]
+
+1. Wild (pose2sim's 4 synchronised, calibrated portrait views, Calib.qca.txt): BlazePose (posecli's
+   detector, as `posecli infer` runs it) on every frame of each view gives 2D + confidence and
+   MediaPipe's `pose_world_landmarks`, both mapped to H36M-17 by the blazepose33 layout. Pseudo
+   ground truth = the 4 views' 2D (undistorted) triangulated by confidence-weighted DLT, dropping
+   views whose 2D reprojects further than 40 px (`--max-reprojection`); its mean reprojection error
+   in pixels checks the calibration. Per view, P-MPJPE (mm) of (a) posecli's
+   lifter on that view's 2D + confidence, through infer's own tracking / gap filling / smoothing /
+   lifting path, and (b) MediaPipe's world landmarks, on the same frames. Scored on the 15 joints
+   whose definitions agree between BlazePose and mocap (all but neck/nose and head, which BlazePose
+   puts at the nose and the eye midpoint: the pseudo ground truth inherits them) and on all 17.
+   The detector output is cached per view in `<work-dir>/detections/` (npz), so reruns with another
+   checkpoint take seconds.
+2. Cross-dataset (ground-truth 2D through virtual cameras, clean and with detector noise, `posecli
+   eval --input-noise`): HDM05 test actors (mm, tr; CC BY-SA 3.0, test only), the held-out CMU
+   dance takes (posecli.data.splits.CMU_DANCE_TEST) and the CMU Li-2018 test split. A section whose
+   cache is missing is skipped with the command that prepares it (the dance hold-out is prepared
+   into the work dir from ../shared/data when its BVH files are there).
+
+--quick: the first 20 frames of each view and 8 sequences of each cache (a smoke run, not figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from posecli.atomic import atomic_output
+from posecli.data.qualisys import QcaCamera, read_qca, undistort_points
+from posecli.data.splits import CMU_DANCE_TEST
+from posecli.errors import PoseCliError
+from posecli.eval.metrics import masked_mean, p_mpjpe_errors
+from posecli.eval.triangulate import reprojection_errors, triangulate_consistent
+from posecli.infer.detector import Detection
+from posecli.skeleton import H36M_JOINTS, NUM_JOINTS
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("POSECLI_SHARED_DATA", REPO.parent / "shared" / "data"))
+VIDEO_DIR = SHARED / "video" / "pose2sim_singleperson"
+DANCE_BVH_DIR = SHARED / "mocap" / "cmu_bvh_dance_martial"
+CMU_NPZ = SHARED / "mocap" / "cmu_expmap_li2018" / "cmu_li2018_positions38_120fps.npz"
+VIEWS = ("cam01", "cam02", "cam03", "cam04")
+# BlazePose puts H36M's neck/nose at the nose and its head at the eye midpoint; mocap puts them at
+# the top of the neck and the head top. The other 15 joints mean the same thing in both.
+DEFINITION_CONSISTENT = tuple(j for j in range(NUM_JOINTS) if H36M_JOINTS[j] not in ("neck", "head"))
+ALL_JOINTS = tuple(range(NUM_JOINTS))
+# A view is dropped from a joint's triangulation when its 2D reprojects further than this. It is
+# set above BlazePose's ordinary error on these 1920 px views (a subject ~1000 px tall: 40 px is
+# 4 %) so that most joints keep 3-4 views (2-view pairs have short baselines and poor depth), and
+# far below its gross failures (left/right swaps, guessed occluded limbs: > 100 px). Pose2Sim's
+# 15 px default, set for its own detector, leaves many 2-view points; no threshold lets gross
+# failures in. The benchmark prints both as a sensitivity check of the reference.
+MAX_REPROJECTION_PX = 40.0
+SENSITIVITY_PX = (15.0, float("inf"))
+QUICK_FRAMES = 20
+QUICK_SEQUENCES = 8
+DETECTIONS_VERSION = 1
+
+
+# ---------------------------------------------------------------- detections (cached)
+
+@dataclass
+class ViewDetections:
+    keypoints2d: np.ndarray   # float32 [F, 17, 2] pixels, NaN where nobody was detected
+    confidence: np.ndarray    # float32 [F, 17], 0 where nobody was detected
+    world3d: np.ndarray       # float32 [F, 17, 3] metres (MediaPipe world landmarks), NaN where none
+    fps: float
+    image_size: tuple[int, int]
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.confidence)
+
+    def detections(self) -> list[list[Detection]]:
+        """Per frame, the detections posecli infer's tracker takes (at most one person here)."""
+        out = []
+        for kp, conf, world in zip(self.keypoints2d, self.confidence, self.world3d):
+            seen = conf > 0
+            out.append([Detection(np.nan_to_num(kp), conf, float(conf[seen].mean()), world)] if seen.any() else [])
+        return out
+
+
+def _cache_key(video: Path, frames: int | None) -> dict:
+    from posecli.infer.pipeline import DETECT_SIDE
+
+    return {"version": DETECTIONS_VERSION, "video_bytes": video.stat().st_size, "detect_side": DETECT_SIDE,
+            "max_frames": -1 if frames is None else frames}
+
+
+def detect_view(video: Path, cache_dir: Path, frames: int | None) -> tuple[ViewDetections, bool]:
+    """BlazePose on the video as `posecli infer` runs it, cached in `cache_dir/<video stem>.npz`.
+    Returns the detections and whether they came from the cache."""
+    from posecli.infer.detector import BlazePoseDetector
+    from posecli.infer.pipeline import DETECT_SIDE, detect_video
+    from posecli.infer.video import probe_video
+
+    key = _cache_key(video, frames)
+    path = cache_dir / f"{video.stem}{'' if frames is None else f'-first{frames}'}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as data:
+            if all(k in data.files and int(data[k]) == v for k, v in key.items()):
+                return ViewDetections(data["keypoints2d"], data["confidence"], data["world3d"], float(data["fps"]),
+                                      (int(data["image_size"][0]), int(data["image_size"][1]))), True
+    info = probe_video(video)
+    with BlazePoseDetector() as detector:
+        found = detect_video(info, detector, None, DETECT_SIDE, max_frames=frames)
+    n = len(found)
+    kp = np.full((n, NUM_JOINTS, 2), np.nan, np.float32)
+    conf = np.zeros((n, NUM_JOINTS), np.float32)
+    world = np.full((n, NUM_JOINTS, 3), np.nan, np.float32)
+    for f, people in enumerate(found):
+        if people:
+            best = max(people, key=lambda d: d.score)
+            kp[f], conf[f] = best.keypoints, best.confidence
+            if best.world3d is not None:
+                world[f] = best.world3d
+    fps = info.fps if info.fps > 0 else 30.0
+    result = ViewDetections(kp, conf, world, fps, (info.width, info.height))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, keypoints2d=kp, confidence=conf, world3d=world, fps=np.float64(fps),
+                                image_size=np.array(result.image_size, np.int64),
+                                **{k: np.int64(v) for k, v in key.items()})
+    return result, False
+
+
+# ---------------------------------------------------------------- lifting (infer's own path)
+
+def lift_view(view: ViewDetections, model: torch.nn.Module) -> np.ndarray:
+    """posecli infer's 3D for the view's main track: [F, 17, 3] metres, NaN where it has no pose."""
+    from posecli.infer.pipeline import InferOptions, lift_tracks, track_people
+
+    options = InferOptions(viewer=False)
+    tracks = track_people(view.detections(), view.fps, options)
+    out = np.full((view.num_frames, NUM_JOINTS, 3), np.nan, np.float32)
+    if tracks.num_tracks == 0:
+        return out
+    poses = lift_tracks(tracks, view.fps, view.image_size, model, options)
+    best = int(poses.valid.sum(axis=0).argmax())
+    ok = poses.valid[:, best]
+    out[ok] = poses.keypoints3d[ok, best]
+    return out
+
+
+# ---------------------------------------------------------------- scoring
+
+@dataclass
+class ViewScore:
+    frames: int
+    lifter: dict[str, float]          # joint set name -> P-MPJPE mm
+    mediapipe: dict[str, float]
+    lifter_joint: np.ndarray          # [17] mm (aligned on the 15 joints; NaN for neck/head)
+    mediapipe_joint: np.ndarray
+    lifter_joint17: np.ndarray        # [17] mm (aligned on all 17)
+    mediapipe_joint17: np.ndarray
+
+
+JOINT_SETS = {"15": DEFINITION_CONSISTENT, "17": ALL_JOINTS}
+
+
+def p_mpjpe_on(pred_m: np.ndarray, gt_m: np.ndarray, valid: np.ndarray, joints: tuple[int, ...]
+               ) -> tuple[float, np.ndarray]:
+    """P-MPJPE (mm) aligned and averaged over `joints` where `valid` [N, 17]; plus per-joint means."""
+    mask = valid.copy()
+    mask[:, [j for j in range(NUM_JOINTS) if j not in joints]] = False
+    errors = p_mpjpe_errors(np.nan_to_num(pred_m) * 1000.0, np.nan_to_num(gt_m) * 1000.0, mask)
+    score = masked_mean(errors, mask)
+    if score.count == 0:
+        raise PoseCliError("nothing was scored: no frame has a pose from both methods and a triangulated reference")
+    per_joint = np.array([masked_mean(errors[:, j], mask[:, j]).value for j in range(NUM_JOINTS)])
+    return score.value, per_joint
+
+
+def score_view(lifted: np.ndarray, world: np.ndarray, gt: np.ndarray, gt_valid: np.ndarray) -> ViewScore:
+    """Both methods on the same frames and joints: frames where the lifter and MediaPipe have a
+    pose, joints the reference triangulated (frames with fewer than 4 such joints are left out)."""
+    frames = np.isfinite(lifted).all(axis=(1, 2)) & np.isfinite(world).all(axis=(1, 2))
+    valid = frames[:, None] & gt_valid
+    valid[valid.sum(axis=1) < 4] = False
+    frames = valid.any(axis=1)
+    lifter, mediapipe, joints = {}, {}, {}
+    for name, joint_set in JOINT_SETS.items():
+        lifter[name], joints[("l", name)] = p_mpjpe_on(lifted, gt, valid, joint_set)
+        mediapipe[name], joints[("m", name)] = p_mpjpe_on(world, gt, valid, joint_set)
+    return ViewScore(int(frames.sum()), lifter, mediapipe, joints[("l", "15")], joints[("m", "15")],
+                     joints[("l", "17")], joints[("m", "17")])
+
+
+def wild_cameras(video_dir: Path) -> dict[str, QcaCamera]:
+    cameras = {c.camera.name: c for c in read_qca(video_dir / "Calib.qca.txt")}
+    missing = [v for v in VIEWS if v not in cameras]
+    if missing:
+        raise PoseCliError(f"calibration has no camera '{missing[0]}'", video_dir / "Calib.qca.txt")
+    return cameras
+
+
+def run_wild(args: argparse.Namespace, model: torch.nn.Module) -> None:
+    video_dir = args.video_dir
+    if not all((video_dir / f"{v}.mp4").is_file() for v in VIEWS) or not (video_dir / "Calib.qca.txt").is_file():
+        print(f"[wild] skipped: {video_dir} lacks cam01..04.mp4 / Calib.qca.txt")
+        return
+    frames = QUICK_FRAMES if args.quick else None
+    cameras = wild_cameras(video_dir)
+    t0 = time.perf_counter()
+    views, cached = {}, []
+    for v in VIEWS:
+        views[v], hit = detect_view(video_dir / f"{v}.mp4", args.work_dir / "detections", frames)
+        cached.append(hit)
+        cam = cameras[v].camera
+        if views[v].image_size != cam.image_size:
+            print(f"[wild] note: {v}.mp4 is {views[v].image_size[0]}x{views[v].image_size[1]}, its calibration "
+                  f"{cam.image_size[0]}x{cam.image_size[1]} (used as is, as Pose2Sim does)")
+    detect_s = time.perf_counter() - t0
+    n = min(view.num_frames for view in views.values())
+    pts = np.stack([undistort_points(views[v].keypoints2d[:n], cameras[v].camera.intrinsics, cameras[v].distortion)
+                    for v in VIEWS])
+    conf = np.stack([views[v].confidence[:n] for v in VIEWS])
+    cams = [cameras[v].camera for v in VIEWS]
+    gt, gt_valid, used = triangulate_consistent(pts, conf, cams, max_error_px=args.max_reprojection)
+    reproj = reprojection_errors(gt, pts, np.where(used, conf, 0.0), cams)
+    t1 = time.perf_counter()
+    lifted = {v: lift_view(views[v], model)[:n] for v in VIEWS}
+    lift_s = time.perf_counter() - t1
+    scores = {v: score_view(lifted[v], views[v].world3d[:n], gt, gt_valid) for v in VIEWS}
+
+    print(f"\n== Wild: pose2sim, {len(VIEWS)} views x {n} frames, checkpoint {args.checkpoint} ==")
+    print(f"detections: {'cached' if all(cached) else 'BlazePose'} ({detect_s:.1f} s); lifting {lift_s:.1f} s; "
+          f"pseudo ground truth: DLT of the 4 views' 2D (confidence-weighted, >= 2 views at confidence >= 0.3, "
+          f"views dropped until each reprojects within {args.max_reprojection:g} px)")
+    print(f"reference: {gt_valid.mean():.1%} of joints triangulated, {used.sum(axis=0)[gt_valid].mean():.2f} views "
+          f"per joint, {int(gt_valid.all(axis=1).sum())}/{n} frames with all 17; mean "
+          f"reprojection error {np.nanmean(reproj):.2f} px (" + ", ".join(
+              f"{v} {np.nanmean(reproj[i]):.2f}" for i, v in enumerate(VIEWS))
+          + f"), median {np.nanmedian(reproj):.2f} px")
+    print("P-MPJPE mm. 15 = all joints but neck/nose and head (definitions agree); 17 = all joints.")
+    print(f"{'view':<8}{'frames':>7}{'lifter 15':>11}{'MediaPipe 15':>14}{'lifter 17':>11}{'MediaPipe 17':>14}")
+    for v in VIEWS:
+        s = scores[v]
+        print(f"{v:<8}{s.frames:>7}{s.lifter['15']:>11.1f}{s.mediapipe['15']:>14.1f}{s.lifter['17']:>11.1f}"
+              f"{s.mediapipe['17']:>14.1f}")
+    mean = {(k, j): float(np.mean([getattr(scores[v], k)[j] for v in VIEWS])) for k in ("lifter", "mediapipe")
+            for j in JOINT_SETS}
+    print(f"{'mean':<8}{'':>7}{mean['lifter', '15']:>11.1f}{mean['mediapipe', '15']:>14.1f}"
+          f"{mean['lifter', '17']:>11.1f}{mean['mediapipe', '17']:>14.1f}")
+    print(f"ratio lifter / MediaPipe (mean of views): 15 joints {mean['lifter', '15'] / mean['mediapipe', '15']:.3f}, "
+          f"17 joints {mean['lifter', '17'] / mean['mediapipe', '17']:.3f}")
+    print("\nper joint, mean over views (mm; 15-joint alignment, and 17-joint alignment for neck/nose and head):")
+    print(f"{'joint':<12}" + "".join(f"{v + ' L':>10}{v + ' M':>10}" for v in VIEWS) + f"{'mean L':>9}{'mean M':>9}")
+    for j in range(NUM_JOINTS):
+        key = ("lifter_joint", "mediapipe_joint") if j in DEFINITION_CONSISTENT else ("lifter_joint17",
+                                                                                      "mediapipe_joint17")
+        cells = [(getattr(scores[v], key[0])[j], getattr(scores[v], key[1])[j]) for v in VIEWS]
+        name = H36M_JOINTS[j] + ("" if j in DEFINITION_CONSISTENT else "*")
+        print(f"{name:<12}" + "".join(f"{a:>10.1f}{b:>10.1f}" for a, b in cells)
+              + f"{np.mean([a for a, _ in cells]):>9.1f}{np.mean([b for _, b in cells]):>9.1f}")
+    print("* not definition-consistent: BlazePose's nose / eye midpoint against mocap's neck top / head top")
+    print("\nsensitivity of the reference (mean over views, 15 joints): reprojection threshold -> lifter, MediaPipe")
+    for threshold in (args.max_reprojection, *SENSITIVITY_PX):
+        ref, ref_valid, _ = triangulate_consistent(pts, conf, cams, max_error_px=threshold)
+        other = [score_view(lifted[v], views[v].world3d[:n], ref, ref_valid) for v in VIEWS]
+        lifter_mean = np.mean([o.lifter["15"] for o in other])
+        mediapipe_mean = np.mean([o.mediapipe["15"] for o in other])
+        print(f"  {threshold:>6g} px: lifter {lifter_mean:.1f}, MediaPipe {mediapipe_mean:.1f}, "
+              f"ratio {lifter_mean / mediapipe_mean:.3f}")
+
+
+# ---------------------------------------------------------------- cross-dataset
+
+def prepare_dance_holdout(path: Path) -> str | None:
+    """Prepare the CMU dance hold-out cache from the shared BVH files; a reason when it cannot."""
+    from posecli.data.prepare import prepare
+    from posecli.data.records import PrepareOptions
+
+    files = [DANCE_BVH_DIR / f"{name}.bvh" for name in sorted(CMU_DANCE_TEST)]
+    absent = [f for f in files if not f.is_file()]
+    if absent:
+        return f"{absent[0]} not found"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        prepare("mocap", files, path, PrepareOptions(split="all", fps=50.0), force=False,
+                command="benchmarks/bench_wild.py (CMU dance hold-out)")
+    except PoseCliError as exc:
+        return str(exc)
+    return None
+
+
+def cross_dataset(name: str, path: Path, model: torch.nn.Module, noise: float, quick: bool,
+                  checkpoint: str) -> None:
+    from posecli.data.cache import open_cache
+    from posecli.eval.protocols import predict_cache, score, select_sequences
+
+    with open_cache(path) as cache:
+        sequences = select_sequences(cache)
+        if quick:
+            sequences = sequences[:: max(1, len(sequences) // QUICK_SEQUENCES)][:QUICK_SEQUENCES]
+        frames = int(sum(cache.seq_length[s] for s in sequences))
+        cells = []
+        for level in (0.0, noise):
+            t0 = time.perf_counter()
+            pred = predict_cache(model, cache, sequences, input_noise=level)
+            report = score(cache, pred, sequences, ("p1", "p2"),
+                           {"kind": "checkpoint", "path": checkpoint, "input_noise": level}).report
+            cells.append((level, report["overall"]["p1"]["value"], report["overall"]["p2"]["value"],
+                          time.perf_counter() - t0))
+    text = "; ".join(f"noise {lv:g}: MPJPE {p1:.1f}, P-MPJPE {p2:.1f} ({s:.0f} s)" for lv, p1, p2, s in cells)
+    print(f"{name:<22}{len(sequences):>5} seq {frames:>7} frames  {text}")
+
+
+def run_cross(args: argparse.Namespace, model: torch.nn.Module) -> None:
+    print(f"\n== Cross-dataset: ground-truth 2D through virtual cameras, checkpoint {args.checkpoint} (mm) ==")
+    dance = args.dance
+    if not dance.is_file():
+        fallback = args.work_dir / "dance-holdout.h5"
+        reason = None if fallback.is_file() else prepare_dance_holdout(fallback)
+        if reason is None:
+            dance = fallback
+        else:
+            print(f"[dance] note: could not prepare the hold-out from the BVH files ({reason})")
+    sections = [
+        ("HDM05 test (mm, tr)", args.hdm05,
+         f"python -m posecli prepare mocap {SHARED}/mocap/hdm05_subset/test --fps 50 -o {args.hdm05}"),
+        ("CMU dance hold-out", dance,
+         f"python -m posecli prepare mocap <{', '.join(sorted(CMU_DANCE_TEST))}>.bvh --fps 50 -o {args.dance}"),
+        ("CMU Li-2018 test", args.cmu_test,
+         f"python -m posecli prepare mocap {CMU_NPZ} --split test --fps 50 -o {args.cmu_test}"),
+    ]
+    for name, path, command in sections:
+        if not path.is_file():
+            print(f"{name:<22} skipped: {path} not found (prepare it: {command})")
+            continue
+        cross_dataset(name, path, model, args.noise, args.quick, args.checkpoint)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default="default", help="checkpoint path or bundled model name")
+    parser.add_argument("--video-dir", type=Path, default=VIDEO_DIR)
+    parser.add_argument("--hdm05", type=Path, default=Path("caches/hdm05-test.h5"))
+    parser.add_argument("--dance", type=Path, default=Path("caches/dance-test.h5"))
+    parser.add_argument("--cmu-test", type=Path, default=Path("caches/mocap-test.h5"))
+    parser.add_argument("--work-dir", type=Path, default=Path("runs/bench-wild"))
+    parser.add_argument("--noise", type=float, default=1.0, help="detector-noise level of the noisy rows")
+    parser.add_argument("--max-reprojection", type=float, default=MAX_REPROJECTION_PX,
+                        help="px: a view whose 2D reprojects further is dropped from that joint's triangulation")
+    parser.add_argument("--skip", choices=("wild", "cross"), action="append", default=[])
+    parser.add_argument("--quick", action="store_true", help="smoke run: few frames and sequences")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from posecli.infer.pipeline import load_lifter
+
+    try:
+        model = load_lifter(args.checkpoint)
+        if "wild" not in args.skip:
+            run_wild(args, model)
+        if "cross" not in args.skip:
+            run_cross(args, model)
+    except PoseCliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""The wild benchmark's pieces: QCA calibration parsing, lens undistortion, weighted DLT
+triangulation and its scoring, with exact numbers on synthetic cameras; a smoke run on shared data."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from posecli.data.cameras import Camera, look_at, project
+from posecli.data.qualisys import distort_points, read_qca, undistort_points
+from posecli.errors import PoseCliError
+from posecli.eval.triangulate import reprojection_errors, triangulate, triangulate_consistent
+from tests.conftest import shared_file
+
+REPO = Path(__file__).resolve().parents[1]
+
+QCA = """<?xml version='1.0' encoding='ASCII'?>
+<calibration>
+  <cameras>
+    <camera active="1" serial="camA">
+      <fov_video bottom="1919" left="0" right="1087" top="0"/>
+      <transform r11="1" r12="0" r13="0" r21="0" r22="1" r23="0" r31="0" r32="0" r33="1"
+                 x="0" y="0" z="3000"/>
+      <intrinsic centerPointU="34816" centerPointV="61440" focalLengthU="96000" focalLengthV="96000"
+                 radialDistortion1="-0.064" radialDistortion2="0.128" tangentalDistortion1="0.0064"
+                 tangentalDistortion2="0"/>
+    </camera>
+    <camera active="1" serial="camB">
+      <fov_video bottom="1099" left="100" right="1099" top="100"/>
+      <transform r11="0" r12="0" r13="-1" r21="0" r22="1" r23="0" r31="1" r32="0" r33="0"
+                 x="2000" y="0" z="0"/>
+      <intrinsic centerPointU="38400" centerPointV="38400" focalLengthU="64000" focalLengthV="64000"
+                 radialDistortion1="0" radialDistortion2="0" tangentalDistortion1="0" tangentalDistortion2="0"/>
+    </camera>
+  </cameras>
+</calibration>
+"""
+
+
+def test_read_qca_exact(tmp_path):
+    path = tmp_path / "Calib.qca.txt"
+    path.write_text(QCA)
+    cam_a, cam_b = read_qca(path)
+    a = cam_a.camera
+    assert a.name == "camA" and a.image_size == (1088, 1920)
+    np.testing.assert_allclose(a.intrinsics, [1500, 1500, 544, 960])
+    np.testing.assert_allclose(cam_a.distortion, [-0.001, 0.002, 0.0001, 0.0])
+    # Qualisys looks down its -z with y up: identity rotation at z = 3 m sees the origin 3 m ahead.
+    np.testing.assert_allclose(a.R, np.diag([1.0, -1.0, -1.0]))
+    np.testing.assert_allclose(a.t, [0, 0, 3])
+    np.testing.assert_allclose(a.project_world(np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]])),
+                               [[544, 960], [1044, 960], [544, 460]], atol=1e-9)
+    b = cam_b.camera
+    assert b.image_size == (1000, 1000)
+    np.testing.assert_allclose(b.intrinsics, [1000, 1000, 500, 500])      # centre minus the fov origin
+    np.testing.assert_allclose(b.center, [2, 0, 0], atol=1e-12)
+    assert b.to_camera(np.zeros((1, 3)))[0, 2] > 0                         # the origin is in front
+
+
+def test_read_qca_errors(tmp_path):
+    path = tmp_path / "bad.qca.txt"
+    path.write_text(QCA.replace(' x="0" y="0" z="3000"', ""))
+    with pytest.raises(PoseCliError, match=r"bad.qca.txt: camera 'camA': <transform> lacks attribute 'x'"):
+        read_qca(path)
+    path.write_text("<calibration><cameras>")
+    with pytest.raises(PoseCliError, match="bad.qca.txt: cannot read QCA calibration"):
+        read_qca(path)
+
+
+def test_undistort_inverts_distort():
+    intr = np.array([1500.0, 1500.0, 544.0, 960.0])
+    dist = np.array([-0.2, 0.05, 0.001, 0.001])
+    ideal = np.array([[544.0, 960.0], [100.0, 200.0], [1000.0, 1800.0]])
+    seen = distort_points(ideal, intr, dist)
+    assert np.abs(seen[1:] - ideal[1:]).max() > 5                     # the lens moves corner points
+    np.testing.assert_allclose(seen[0], ideal[0])                     # not the principal point
+    np.testing.assert_allclose(undistort_points(seen, intr, dist, iterations=50), ideal, atol=1e-6)
+
+
+def _ring_cameras() -> list[Camera]:
+    cams = []
+    for k, (eye, f) in enumerate([((4.0, 1.5, 0.0), 1200.0), ((0.0, 2.5, 5.0), 900.0), ((-3.0, 0.5, -3.0), 1500.0)]):
+        R, t = look_at(np.array(eye), np.array([0.0, 1.0, 0.0]))
+        cams.append(Camera(f"c{k}", R, t, np.array([f, f, 540.0, 960.0], np.float32), (1080, 1920)))
+    return cams
+
+
+def test_triangulate_known_points_exactly():
+    cams = _ring_cameras()
+    points = np.array([[[0.1, 1.0, -0.2], [0.3, 1.7, 0.1]], [[-0.4, 0.2, 0.5], [0.0, 1.0, 0.0]]])   # [2, 2, 3]
+    uv = np.stack([project(c.to_camera(points), np.asarray(c.intrinsics, np.float64)) for c in cams])
+    conf = np.array([[[0.9, 0.5], [1.0, 0.8]], [[0.6, 0.4], [0.7, 0.9]], [[0.35, 1.0], [0.1, 0.3]]])
+    out, valid = triangulate(uv, conf, cams)
+    assert valid.all()
+    np.testing.assert_allclose(out, points, atol=1e-9)
+    np.testing.assert_allclose(reprojection_errors(out, uv, conf, cams)[conf >= 0.3], 0.0, atol=1e-6)
+    assert np.isnan(reprojection_errors(out, uv, conf, cams)[2, 1, 0])       # 0.1 < 0.3: view not used
+    # Only one view at confidence >= 0.3: not triangulated.
+    low = conf.copy()
+    low[1:, 0, 0] = 0.2
+    out, valid = triangulate(uv, low, cams)
+    assert not valid[0, 0] and np.isnan(out[0, 0]).all() and valid[1].all()
+
+
+def test_triangulate_weights_favour_confident_views():
+    """With one view's 2D off by 20 px, its confidence decides how far the solution moves."""
+    cams = _ring_cameras()
+    point = np.array([[0.1, 1.2, 0.0]])
+    uv = np.stack([project(c.to_camera(point), np.asarray(c.intrinsics, np.float64)) for c in cams])
+    uv[2, 0, 0] += 20.0
+    errors = []
+    for weight in (1.0, 0.35):
+        conf = np.array([[1.0], [1.0], [weight]])
+        out, _ = triangulate(uv, conf, cams)
+        errors.append(np.linalg.norm(out - point))
+    assert errors[1] < 0.5 * errors[0]
+
+
+def test_triangulate_consistent_drops_the_wrong_view():
+    """A fourth view 120 px off is dropped: the other three give the point back exactly; with a
+    threshold above its error it is kept and pulls the point away."""
+    cams = _ring_cameras()
+    R, t = look_at(np.array([0.0, 1.2, -4.0]), np.array([0.0, 1.0, 0.0]))
+    cams.append(Camera("c3", R, t, np.array([1000.0, 1000.0, 540.0, 960.0], np.float32), (1080, 1920)))
+    points = np.array([[0.1, 1.2, 0.0], [-0.3, 0.4, 0.2]])
+    uv = np.stack([project(c.to_camera(points), np.asarray(c.intrinsics, np.float64)) for c in cams])
+    uv[3, 0, 1] += 120.0
+    conf = np.full((4, 2), 0.9)
+    out, valid, used = triangulate_consistent(uv, conf, cams, max_error_px=40.0)
+    assert valid.all()
+    np.testing.assert_allclose(out, points, atol=1e-9)
+    assert used[:, 0].tolist() == [True, True, True, False] and used[:, 1].all()
+    out, _, used = triangulate_consistent(uv, conf, cams, max_error_px=1e6)
+    assert used.all() and np.linalg.norm(out[0] - points[0]) > 0.01
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_wild", REPO / "benchmarks" / "bench_wild.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_wild"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_scoring_exact():
+    """score_view on synthetic poses: a rotated, scaled, shifted copy of the reference scores 0, and a
+    head moved by 100 mm counts on all 17 joints only."""
+    bench = _bench()
+    rng = np.random.default_rng(0)
+    gt = rng.normal(size=(5, 17, 3))
+    angle = 0.7
+    rot = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
+    similar = 0.5 * gt @ rot.T + 3.0
+    moved = gt.copy()
+    moved[:, 10, 0] += 0.1
+    valid = np.ones((5, 17), bool)
+    score = bench.score_view(similar.astype(np.float32), moved.astype(np.float32), gt, valid)
+    assert score.frames == 5
+    assert score.lifter["15"] == pytest.approx(0.0, abs=1e-3) and score.lifter["17"] == pytest.approx(0.0, abs=1e-3)
+    assert score.mediapipe["15"] == pytest.approx(0.0, abs=1e-3)       # float32 inputs
+    assert 3.0 < score.mediapipe["17"] < 20.0
+    assert np.isnan(score.mediapipe_joint[10]) and score.mediapipe_joint17[10] > 50.0
+    with pytest.raises(PoseCliError, match="nothing was scored"):
+        bench.score_view(similar.astype(np.float32), moved.astype(np.float32), gt, np.zeros((5, 17), bool))
+
+
+def test_bench_wild_quick_smoke(tmp_path, capsys):
+    """--quick on the real pose2sim views: the calibration reprojects the detector's 2D to a few px."""
+    pytest.importorskip("mediapipe")
+    video_dir = shared_file("video/pose2sim_singleperson/Calib.qca.txt").parent
+    bench = _bench()
+    assert bench.main(["--quick", "--skip", "cross", "--video-dir", str(video_dir),
+                       "--work-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Wild: pose2sim, 4 views x 20 frames" in out
+    reproj = float(out.split("reprojection error ")[1].split(" px")[0])
+    assert 0.0 < reproj < 25.0                 # a wrong calibration gives hundreds of px
+    assert sorted(p.name for p in (tmp_path / "detections").iterdir()) == [
+        f"cam0{i}-first20.npz" for i in range(1, 5)]
+    # Second run: detections come from the cache.
+    assert bench.main(["--quick", "--skip", "cross", "--video-dir", str(video_dir),
+                       "--work-dir", str(tmp_path)]) == 0
+    assert "detections: cached" in capsys.readouterr().out
