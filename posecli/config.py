@@ -327,7 +327,19 @@ def load_config(preset: str | Path, overrides: Iterable[str] = ()) -> dict[str, 
     cfg = deep_merge(schema, _read_layers(path, schema=schema))
     for keys, value in parsed:
         cfg = deep_merge(cfg, validate(nested(keys, value), "--set", schema))
+    _check_model_name(cfg, "--set" if any(k[:2] == ["model", "name"] for k, _ in parsed) else path)
     return cfg
+
+
+def _check_model_name(cfg: Mapping[str, Any], source: str | Path) -> None:
+    """An unknown `model.name` is named with the preset (or --set) that gave it, before any work."""
+    from posecli.models import MODELS
+
+    name = section(cfg, "model").get("name")
+    if name not in MODELS:
+        where = source if source == "--set" else None
+        raise PoseCliError(f"unknown model '{name}' (known: {', '.join(MODELS)})" + (" in --set" if where else ""),
+                           None if where else source)
 
 
 def apply_run_options(cfg: Mapping[str, Any], *, data: list[str] | None = None, val: str | None = None,

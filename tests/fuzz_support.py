@@ -387,7 +387,7 @@ def _make_checkpoint(path: Path) -> None:
 
 
 FAMILIES = ("custom_json", "custom_csv", "coco", "mocap_npz", "bvh", "humaneva", "keypoints_json",
-            "keypoints_npz", "openpose", "preset", "checkpoint", "video")
+            "keypoints_npz", "preset", "checkpoint", "video")
 
 
 def generate(root: Path, count: int, seed: int = 0, families: tuple[str, ...] = FAMILIES) -> list[Case]:

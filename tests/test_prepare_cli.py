@@ -198,7 +198,7 @@ def test_output_exists_without_force(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("target, fragment", [
-    ("ann.json/x.h5", "output folder cannot be created"),
+    ("ann.json/x.h5", "is a file where a folder belongs"),
     ("ann.json", "output must be an .h5 file"),
     ("ann.h5", "output would overwrite an input"),
     (".", "output is a folder"),

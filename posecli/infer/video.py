@@ -80,6 +80,8 @@ def probe_video(path: str | Path) -> VideoInfo:
                 raise PoseCliError("file has no video stream", path)
             stream = container.streams.video[0]
             ctx = stream.codec_context
+            if ctx is None or not ctx.width or not ctx.height:
+                raise PoseCliError("video stream has no decodable picture size (damaged or truncated file)", path)
             rate = stream.average_rate or stream.guessed_rate or 0
             rotation = _first_frame_rotation(container, stream)
             width, height = int(ctx.width), int(ctx.height)
