@@ -51,9 +51,17 @@ def checkpoint_family(checkpoint: str | Path) -> str:
     """'image' or 'lifter' for a checkpoint file; bundled model names are lifters."""
     from posecli.engine.checkpoint import load_checkpoint
 
-    if not Path(checkpoint).is_file():
+    path = Path(checkpoint)
+    if not path.is_file():
         return "lifter"
-    return str(load_checkpoint(checkpoint).get("family", "lifter"))
+    if path.suffix == ".safetensors":            # a bundle: its JSON says (load_model reports damage)
+        import json
+
+        try:
+            return str(json.loads(path.with_suffix(".json").read_text(encoding="utf-8")).get("family", "lifter"))
+        except (OSError, ValueError, AttributeError):
+            return "lifter"
+    return str(load_checkpoint(path).get("family", "lifter"))
 
 
 def load_image_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:

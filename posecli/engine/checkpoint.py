@@ -171,11 +171,20 @@ def bundled_paths(name: str, assets: Path = ASSETS) -> tuple[Path, Path]:
     return assets / f"{name}.safetensors", assets / f"{name}.json"
 
 
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a .safetensors file (no pickle); a truncated or damaged file is one clear error."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        raise PoseCliError(f"damaged safetensors file ({str(exc).splitlines()[0]})", path) from None
+
+
 def load_bundled(name: str, device: str | torch.device = "cpu",
                  assets: Path = ASSETS) -> tuple[nn.Module, dict[str, Any]]:
     """A model shipped in posecli/assets as safetensors weights + JSON metadata."""
-    from safetensors.torch import load_file
-
     weights_path, meta_path = bundled_paths(name, assets)
     if not weights_path.is_file() or not meta_path.is_file():
         known = sorted(p.stem for p in assets.glob("*.safetensors")) if assets.is_dir() else []
@@ -188,7 +197,7 @@ def load_bundled(name: str, device: str | torch.device = "cpu",
         raise PoseCliError(f"bundled model metadata is not valid JSON ({exc.msg})", meta_path) from None
     if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
         raise PoseCliError("bundled model metadata has no 'config' mapping", meta_path)
-    weights = load_file(str(weights_path))
+    weights = read_safetensors(weights_path)
     _verify(weights, meta.get("checksum"), weights_path)
     model = _build(meta["config"], weights, weights_path, device)
     return model, meta
@@ -254,11 +263,9 @@ def _source_weights(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
         model, meta = load_bundled(str(path))
         return model.state_dict(), str(meta.get("family", "lifter"))
     if Path(path).suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         if not Path(path).is_file():
             raise PoseCliError("weights file not found", path)
-        return load_file(str(path)), None
+        return read_safetensors(Path(path)), None
     ckpt = load_checkpoint(path)
     return ckpt["model"], str(ckpt.get("family", "lifter"))
 
