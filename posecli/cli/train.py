@@ -33,10 +33,28 @@ DATA = typer.Option(None, "--data", help="Training cache(s), replacing the prese
 VAL = typer.Option(None, "--val", help="Validation cache.")
 
 
+def _check_objective(cfg: dict, preset: str) -> None:
+    """Build the preset's objective once up front, so an unusable one (e.g. no weighted term) is
+    reported with the preset file that says so, before any work."""
+    from posecli.config import find_preset, model_family
+    from posecli.engine.image_objectives import build_image_objective
+    from posecli.engine.objectives import build_objective
+    from posecli.errors import PoseCliError
+
+    build = build_image_objective if model_family(cfg["model"]["name"]) == "image" else build_objective
+    try:
+        build(cfg["objective"])
+    except PoseCliError as exc:
+        if exc.path is not None:
+            raise
+        raise PoseCliError(str(exc), find_preset(preset)) from None
+
+
 def _run(preset: str, sets: list[str], run_dir: Path | None, resume: bool, device: str, compile: bool,
          steps: int | None, data: list[str] | None, val: str | None, init_from: str | None = None,
          quiet: bool = False, as_json: bool = False) -> None:
     cfg = load_config(preset, sets)
+    _check_objective(cfg, preset)
     cfg = apply_run_options(cfg, data=data, val=val, compile=True if compile else None)
     if steps is not None:
         explicit = {keys[1] for keys, _ in map(parse_override, sets) if len(keys) == 2 and keys[0] == "train"}
