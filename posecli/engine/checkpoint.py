@@ -117,7 +117,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise PoseCliError(
             f"refusing to load: the file contains pickled objects or code, not plain tensors ({first})",
             path) from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+    except Exception as exc:   # garbage bytes reach the unpickler in many shapes (IndexError, KeyError, ...)
         raise PoseCliError(f"not a readable checkpoint ({exc.__class__.__name__})", path) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
         raise PoseCliError("not a posecli checkpoint (no 'format: posecli-checkpoint' entry)", path)
