@@ -44,9 +44,9 @@ def read_coco_npz(path: Path, options: PrepareOptions) -> ReaderResult:
                            f"image_wh {image_wh.shape} for {n} persons (expected [N,17,3], [N], [N,2])", path)
     require_finite(keypoints, path, "person")
     rows = np.flatnonzero(np.isin(arrays["split"], SPLITS[options.split]))
-    labelled = keypoints[rows, :, 2] > 0
-    dropped = Counter({NO_KEYPOINTS: int((~labelled.any(axis=1)).sum())} if not labelled.any(axis=1).all() else {})
-    rows = rows[labelled.any(axis=1)]
+    labelled = (keypoints[rows, :, 2] > 0).any(axis=1)
+    dropped = Counter({NO_KEYPOINTS: int((~labelled).sum())}) if not labelled.all() else Counter()
+    rows = rows[labelled]
     layout = get_layout("coco17")
     kp, conf = convert_to_h36m(keypoints[rows, :, :2].astype(np.float64),
                                (keypoints[rows, :, 2] > 0).astype(np.float32), layout)
