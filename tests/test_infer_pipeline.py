@@ -94,7 +94,7 @@ def test_user_keypoints_and_checkpoint_via_cli(clip, checkpoint, tmp_path, capsy
     assert info.value.code == 0
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
         "poses.json", "poses.npz", "render.mp4", "track_00.csv"]  # --render needs cv2 (video extra)
-    assert "30 frames, 30 detections, 1 tracks" in capsys.readouterr().err
+    assert "30 frames, 30 detections, 1 track, " in capsys.readouterr().err
     assert (tmp_path / "run" / "render.mp4").stat().st_size > 0
 
 

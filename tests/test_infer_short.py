@@ -61,3 +61,9 @@ def test_photo_with_own_keypoints_via_cli(tmp_path, capsys):
     saved = np.load(tmp_path / "run" / "poses.npz")
     assert saved["keypoints3d"].shape[:2] == (1, 1) and saved["valid"].all()
     assert np.isfinite(saved["keypoints3d"]).all()
+
+
+def test_summary_counts_are_english():
+    from posecli.cli.infer import counted
+
+    assert [counted(1, "track"), counted(2, "track"), counted(0, "frame")] == ["1 track", "2 tracks", "0 frames"]

@@ -58,9 +58,9 @@ def infer(
             table.add_row(stage, f"{seconds:.2f}", f"{result.rate(stage):.1f}")
     table.add_row("total", f"{result.wall:.2f}", f"{poses.num_frames / max(result.wall, 1e-9):.1f}")
     console.print(table)
-    console.print(f"{poses.num_frames} frames, {result.detections} detections, {poses.num_tracks} tracks, "
-                  f"{int(poses.valid.sum())} track-frames with a pose "
-                  f"({int(poses.interpolated.sum())} interpolated)")
+    console.print(f"{counted(poses.num_frames, 'frame')}, {counted(result.detections, 'detection')}, "
+                  f"{counted(poses.num_tracks, 'track')}, {counted(int(poses.valid.sum()), 'track-frame')} with a "
+                  f"pose ({int(poses.interpolated.sum())} interpolated)")
     for path in result.files:
         console.print(f"  {path}", markup=False, highlight=False)
     if as_json:
@@ -68,6 +68,11 @@ def infer(
                     "tracks": poses.num_tracks, "track_frames": int(poses.valid.sum()),
                     "interpolated": int(poses.interpolated.sum()), "files": result.files,
                     "seconds": result.wall, "stage_seconds": result.timings})
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 frame', '2 frames': English counts in summary lines."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _render_follow(view: str) -> bool:
