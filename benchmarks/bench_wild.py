@@ -268,6 +268,7 @@ def run_wild(args: argparse.Namespace, model: torch.nn.Module) -> None:
         print(f"{name:<12}" + "".join(f"{a:>10.1f}{b:>10.1f}" for a, b in cells)
               + f"{np.mean([a for a, _ in cells]):>9.1f}{np.mean([b for _, b in cells]):>9.1f}")
     print("* not definition-consistent: BlazePose's nose / eye midpoint against mocap's neck top / head top")
+    print_trajectories(pts, conf, lifted, cams, gt, gt_valid)
     print("\nsensitivity of the reference (mean over views, 15 joints): reprojection threshold -> lifter, MediaPipe")
     for threshold in (args.max_reprojection, *SENSITIVITY_PX):
         ref, ref_valid, _ = triangulate_consistent(pts, conf, cams, max_error_px=threshold)
@@ -276,6 +277,26 @@ def run_wild(args: argparse.Namespace, model: torch.nn.Module) -> None:
         mediapipe_mean = np.mean([o.mediapipe["15"] for o in other])
         print(f"  {threshold:>6g} px: lifter {lifter_mean:.1f}, MediaPipe {mediapipe_mean:.1f}, "
               f"ratio {lifter_mean / mediapipe_mean:.3f}")
+
+
+def print_trajectories(pts: np.ndarray, conf: np.ndarray, lifted: dict[str, np.ndarray], cams: list,
+                       gt: np.ndarray, gt_valid: np.ndarray) -> None:
+    """Monocular world trajectory: each view's pelvis by posecli.infer.world's re-projection fit
+    (calibrated intrinsics), put in the calibration's world frame, against the triangulated pelvis."""
+    from posecli.data.cameras import camera_to_world
+    from posecli.infer.world import root_translation
+
+    print("\nroot trajectory per view (posecli infer's re-projection fit, calibrated focal length) against the "
+          "triangulated pelvis, calibration world frame:")
+    print(f"{'view':<8}{'frames':>7}{'mean mm':>9}{'median mm':>11}{'distance m':>12}{'% of distance':>15}")
+    for i, (v, cam) in enumerate(zip(VIEWS, cams)):
+        root = root_translation(pts[i][:, None], conf[i][:, None], lifted[v][:, None], cam.intrinsics)[:, 0]
+        world = camera_to_world(root, cam.R, cam.t)
+        ok = np.isfinite(world).all(axis=1) & gt_valid[:, 0]
+        err = np.linalg.norm(world[ok] - gt[ok, 0], axis=1) * 1000.0
+        dist = float(np.linalg.norm(gt[ok, 0] - cam.center, axis=1).mean()) if ok.any() else float("nan")
+        print(f"{v:<8}{int(ok.sum()):>7}{err.mean():>9.0f}{np.median(err):>11.0f}{dist:>12.2f}"
+              f"{100 * err.mean() / 1000 / dist:>15.1f}")
 
 
 # ---------------------------------------------------------------- cross-dataset
