@@ -337,9 +337,9 @@ def _check_model_name(cfg: Mapping[str, Any], source: str | Path) -> None:
 
     name = section(cfg, "model").get("name")
     if name not in MODELS:
-        where = source if source == "--set" else None
-        raise PoseCliError(f"unknown model '{name}' (known: {', '.join(MODELS)})" + (" in --set" if where else ""),
-                           None if where else source)
+        from_set = source == "--set"
+        raise PoseCliError(f"unknown model '{name}' (known: {', '.join(MODELS)})" + (" in --set" if from_set else ""),
+                           None if from_set else source)
 
 
 def apply_run_options(cfg: Mapping[str, Any], *, data: list[str] | None = None, val: str | None = None,
