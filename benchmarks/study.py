@@ -23,8 +23,10 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from posecli.errors import PoseCliError
-from posecli.study import (
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # the study/ package beside this script
+
+from posecli.errors import PoseCliError  # noqa: E402
+from study import (  # noqa: E402
     GROUPS,
     StudyOptions,
     collect,
@@ -33,7 +35,7 @@ from posecli.study import (
     plan,
     write_results,
 )
-from posecli.study.runner import run_all
+from study.runner import run_all  # noqa: E402
 
 QUICK = {"steps": 4, "pretrain_steps": 4, "seeds": 2, "single_seeds": 1, "val_sequences": 2, "val_points": 2}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from posecli.skeleton import NUM_JOINTS
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))   # the study/ harness lives beside benchmarks/study.py
 
 
 def takes_cache(path: Path, takes: int = 72, cameras: int = 4, length: int = 3) -> Path:
@@ -195,8 +197,8 @@ def _fmt_pm(tmp_path: Path, init: str, budget: str) -> str:
 
 
 def test_results_explain_noisy_input_scoring_better_than_clean():
-    from posecli.study.grid import RunSpec, StudyOptions
-    from posecli.study.results import RunResult, Study, _noise_note
+    from study.grid import RunSpec, StudyOptions
+    from study.results import RunResult, Study, _noise_note
 
     def run(name: str, clean: float, noisy: float) -> RunResult:
         spec = RunSpec(name, "finetune", "finetune-cmu", (), (), None, 1, evals=(0.0, 1.0))

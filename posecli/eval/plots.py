@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,7 +18,7 @@ def _pyplot():
 
 def plot_table(rows: list[dict], key: str, path: Path, title: str, unit: str) -> Path:
     """Horizontal bar chart of one protocol's value per row (action, joint, ...)."""
-    plt = _pyplot()
+    plt = pyplot()
     names = [r["name"] or "(none)" for r in rows]
     values = [r.get(key, np.nan) for r in rows]
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(rows) + 1.2))
@@ -35,7 +35,7 @@ def plot_table(rows: list[dict], key: str, path: Path, title: str, unit: str) ->
 
 def plot_over_time(curves: dict[str, np.ndarray], path: Path, title: str) -> Path:
     """Per-frame MPJPE of the worst sequences, one line each."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.5))
     for name, curve in curves.items():
         ax.plot(np.arange(len(curve)), curve, label=name, linewidth=1)

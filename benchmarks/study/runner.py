@@ -21,7 +21,7 @@ from rich.console import Console
 from posecli.atomic import atomic_output
 from posecli.config import apply_run_options, load_config
 from posecli.errors import PoseCliError
-from posecli.study.grid import PROTOCOLS, RunSpec, StudyOptions, eval_command
+from study.grid import PROTOCOLS, RunSpec, StudyOptions, eval_command
 
 
 def run_dir(opts: StudyOptions, spec: RunSpec | str) -> Path:

@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from posecli.atomic import atomic_output
-from posecli.study.grid import (
+from study.grid import (
     BUDGETS,
     SINGLE_BUDGET,
     VARIANT_LABELS,
@@ -26,7 +25,7 @@ from posecli.study.grid import (
     StudyOptions,
     study_command,
 )
-from posecli.study.runner import (
+from study.runner import (
     eval_file,
     init_path,
     is_finished,
@@ -438,15 +437,3 @@ def markdown(study: Study) -> str:
         lines += ["## Not run yet", "", *missing, ""]
     lines += _commands_section(study)
     return "\n".join(lines)
-
-
-def write_results(study: Study, docs: Path) -> list[Path]:
-    """docs/results.md and its two plots, each written atomically."""
-    from posecli.study.plots import plot_budgets, plot_compute
-
-    docs.mkdir(parents=True, exist_ok=True)
-    paths = [plot_budgets(study, docs / "results_budget.png"), plot_compute(study, docs / "results_compute.png")]
-    with atomic_output(docs / "results.md") as tmp:
-        tmp.write_text(markdown(study), encoding="utf-8")
-    return [docs / "results.md", *paths]
-

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from posecli.atomic import atomic_output
-from posecli.eval.plots import _pyplot
-from posecli.study.grid import BUDGETS
+from posecli.eval.plots import pyplot
+from study.grid import BUDGETS
+from study.results import mean_curve
 
 ARMS = (("main", "2D-pretrained", "-"), ("scratch", "scratch", "--"))
 
@@ -21,7 +22,7 @@ def _save(fig, path: Path) -> Path:
 
 def plot_budgets(study, path: Path) -> Path:
     """P1 (seed mean, error bar = sd) against the share of 3D takes, clean and noisy 2D input."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for noise, marker in ((0.0, "o"), (study.opts.noise_level, "s")):
         for init, label, style in ARMS:
@@ -51,9 +52,8 @@ def plot_budgets(study, path: Path) -> Path:
 
 def plot_compute(study, path: Path) -> Path:
     """Validation MPJPE (seed mean) against fine-tuning steps and training wall time, per budget."""
-    from posecli.study.results import mean_curve
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for colour, fraction in zip(colours, BUDGETS):
