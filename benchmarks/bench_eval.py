@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from posecli.eval import metrics as M
+from posecli import metrics as M
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ from posecli.atomic import atomic_output
 from posecli.data.qualisys import QcaCamera, read_qca, undistort_points
 from posecli.data.splits import CMU_DANCE_TEST
 from posecli.errors import PoseCliError
-from posecli.eval.metrics import masked_mean, p_mpjpe_errors
+from posecli.metrics import masked_mean, p_mpjpe_errors
 from posecli.eval.triangulate import reprojection_errors, triangulate_consistent
 from posecli.infer.detector import Detection
 from posecli.skeleton import H36M_JOINTS, NUM_JOINTS

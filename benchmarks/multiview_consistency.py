@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from posecli.eval.metrics import p_mpjpe
+from posecli.metrics import p_mpjpe
 from posecli.infer.pipeline import InferOptions, load_lifter, run_inference
 
 

@@ -225,7 +225,7 @@ def test_an_evaluation_that_scores_nothing_fails(tmp_path):
 def test_streamed_scoring_equals_whole_array_metrics(tmp_path):
     """Scoring sequence by sequence gives the numbers the metric functions give on the whole
     selection at once (the pre-streaming computation), overall and per group."""
-    from posecli.eval import metrics as M
+    from posecli import metrics as M
 
     cache, _ = _cache(tmp_path, dataset="mocap")
     rng = np.random.default_rng(7)

@@ -20,7 +20,7 @@ from posecli.data.records import ReaderResult, SequenceRecord
 from posecli.engine.schedule import warmup_step
 from posecli.engine.trainer import train
 from posecli.errors import PoseCliError
-from posecli.eval import metrics as M
+from posecli import metrics as M
 from posecli.eval.protocols import evaluate_checkpoint
 from posecli.predict_image import load_image_model, predict_crops, to_metres
 from posecli.skeleton import NUM_JOINTS, JointStatus

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from posecli.eval import metrics as M
+from posecli import metrics as M
 
 
 def _rotation(rng: np.random.Generator) -> np.ndarray:

@@ -14,6 +14,7 @@ import numpy as np
 
 from posecli.data.cameras import project, random_placement, random_rotation_about_vertical
 from posecli.errors import PoseCliError
+from posecli.geometry import box_side
 from posecli.skeleton import H36M_FLIP_PAIRS, H36M_FLIP_PERM
 
 # `augment:` section of a preset. Probabilities are per window, except swap/dropout/outlier, which
@@ -127,10 +128,7 @@ def detector_noise(kp2d: np.ndarray, conf: np.ndarray, rng: np.random.Generator,
     """Corrupt a normalised window [T,J,2] like a 2D detector would; returns (noisy 2D, confidence)."""
     t, j = conf.shape
     valid = conf > 0
-    big = np.float32(1e6)
-    lo = np.where(valid[..., None], kp2d, big).min(axis=1)
-    hi = np.where(valid[..., None], kp2d, -big).max(axis=1)
-    size = np.where(valid.sum(axis=1) >= 2, (hi - lo).max(axis=-1), 2.0)      # [T], ~2 normalised
+    size = np.where(valid.sum(axis=1) >= 2, box_side(kp2d, valid), 2.0)       # [T], ~2 normalised
     std = jitter * size[:, None] * JOINT_NOISE[None, :]                         # [T, J]
     offset = rng.normal(size=(t, j, 2)) * std[..., None]
     gross = rng.random((t, j)) < outlier

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from posecli.geometry import joint_box
+
 CONVENTION = "posecli-window-bbox-v1"
 MIN_SCALE = 1e-3
 
@@ -21,11 +23,7 @@ def window_center_scale(keypoints2d: np.ndarray, confidence: np.ndarray) -> tupl
     frames = valid.any(axis=-1)
     if not frames.any():
         return np.zeros(2, dtype=np.float32), 1.0
-    big = np.float32(1e12)
-    kp = keypoints2d[frames]
-    v = valid[frames][..., None]
-    lo = np.where(v, kp, big).min(axis=1)
-    hi = np.where(v, kp, -big).max(axis=1)
+    lo, hi = joint_box(keypoints2d[frames], valid[frames])
     center = ((lo + hi) / 2).mean(axis=0)
     side = np.median((hi - lo).max(axis=-1))
     return center.astype(np.float32), float(max(side / 2, MIN_SCALE))

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from posecli.data.cache import PoseCache
-from posecli.eval import metrics as M
+from posecli import metrics as M
 from posecli.predict import lift_sequence, output_shrink, window_inputs, window_plan
 
 

@@ -25,7 +25,7 @@ from posecli.data.augment import AUGMENT_DEFAULTS, detector_noise
 from posecli.data.cache import PoseCache, open_cache
 from posecli.errors import PoseCliError
 from posecli.options import check_range
-from posecli.eval import metrics as M
+from posecli import metrics as M
 from posecli.skeleton import H36M_JOINTS, NUM_JOINTS, JointStatus
 
 PROTOCOLS: dict[str, tuple[str, str]] = {

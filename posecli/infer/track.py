@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from posecli.eval.metrics import oks
+from posecli.metrics import oks
 from posecli.infer.detector import Detection
 from posecli.skeleton import NUM_JOINTS
 
@@ -52,7 +52,7 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def similarity(track_kp: np.ndarray, track_conf: np.ndarray, det: Detection) -> float:
-    """COCO OKS against the track's last pose (posecli.eval.metrics.oks), or box IoU when the two
+    """COCO OKS against the track's last pose (posecli.metrics.oks), or box IoU when the two
     share no joint that has an OKS sigma."""
     valid = ((track_conf > 0) & (det.confidence > 0))[None]
     value = float(oks(det.keypoints[None], track_kp[None], valid)[0])

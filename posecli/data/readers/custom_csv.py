@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from posecli.data.readers._files import read_text
-from posecli.data.readers.custom import (
+from posecli.data.readers.custom_fields import (
     ParsedFile,
     RawSequence,
     as_array,

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from posecli.skeleton import H36M_BONES, NUM_JOINTS
+from posecli.geometry import bone_mask, bone_vectors, box_side, joint_box
+from posecli.skeleton import NUM_JOINTS
 
 PCK3D_THRESHOLD_MM = 150.0
 AUC_THRESHOLDS_MM = np.arange(0.0, 150.0 + 1e-9, 5.0)      # 0, 5, ..., 150: 31 thresholds
@@ -194,10 +195,9 @@ def sn_mpjpe_errors(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None =
     p = root_relative(pred)
     g = root_relative(gt)
     v = _mask(valid, p.shape[:-1])
-    a, b = (np.array(i) for i in zip(*H36M_BONES))
-    both = v[:, a] & v[:, b]
-    len_p = np.where(both, _norm(p[:, a] - p[:, b]), 0.0).sum(axis=-1)
-    len_g = np.where(both, _norm(g[:, a] - g[:, b]), 0.0).sum(axis=-1)
+    both = bone_mask(v)
+    len_p = np.where(both, _norm(bone_vectors(p)), 0.0).sum(axis=-1)
+    len_g = np.where(both, _norm(bone_vectors(g)), 0.0).sum(axis=-1)
     scale = np.where(len_p > 0, len_g / np.where(len_p > 0, len_p, 1.0), 1.0)
     return joint_errors(scale[:, None, None] * p, g)
 
@@ -268,10 +268,7 @@ def auc(errors: np.ndarray, valid: np.ndarray | None = None,
 def bbox_size(gt2d: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """Per-person size [N]: the longer side of the box around the valid ground-truth joints."""
     g = np.asarray(gt2d, dtype=np.float64)
-    v = _mask(valid, g.shape[:-1])[..., None]
-    lo = np.where(v, g, np.inf).min(axis=1)
-    hi = np.where(v, g, -np.inf).max(axis=1)
-    side = (hi - lo).max(axis=-1)
+    side = box_side(g, _mask(valid, g.shape[:-1]))
     return np.where(np.isfinite(side), side, 0.0)
 
 
@@ -327,8 +324,8 @@ def oks(pred2d: np.ndarray, gt2d: np.ndarray, valid: np.ndarray | None = None,
     sig = np.asarray(sigmas, dtype=np.float64)
     v = _mask(valid, d2.shape) & np.isfinite(sig)[None, :]
     if area is None:
-        vv = v[..., None]
-        span = np.where(vv, g, -np.inf).max(axis=1) - np.where(vv, g, np.inf).min(axis=1)
+        lo, hi = joint_box(g, v)
+        span = hi - lo
         area = np.where(np.isfinite(span).all(axis=1), span.prod(axis=1), 0.0)
     area = np.asarray(area, dtype=np.float64)
     k2 = (2.0 * np.nan_to_num(sig, nan=1.0)) ** 2
