@@ -47,7 +47,7 @@ def trajectory(data: Path, count: int) -> None:
 
     from posecli.infer.pipeline import load_lifter
     from posecli.infer.world import foot_contact, gravity_frame, locate, remove_foot_sliding, skating_speed
-    from posecli.predict import lift_sequence
+    from posecli.families.lifter.predict import lift_sequence
 
     torch.set_num_threads(2)
     model = load_lifter("default")

@@ -20,7 +20,7 @@ import torch
 
 from posecli.data.cache import write_cache
 from posecli.data.image_cache import crops_for_records, write_image_group
-from posecli.data.image_windows import ImageDataset
+from posecli.families.image.windows import ImageDataset
 from posecli.data.readers.lsp import read_lsp
 from posecli.data.records import PrepareOptions, ReaderResult, SequenceRecord
 from posecli.models import build_model

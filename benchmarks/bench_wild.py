@@ -322,7 +322,8 @@ def prepare_dance_holdout(path: Path) -> str | None:
 def cross_dataset(name: str, path: Path, model: torch.nn.Module, noise: float, quick: bool,
                   checkpoint: str) -> None:
     from posecli.data.cache import open_cache
-    from posecli.eval.protocols import predict_cache, score, select_sequences
+    from posecli.eval.protocols import score, select_sequences
+    from posecli.families.lifter.predict import predict_cache
 
     with open_cache(path) as cache:
         sequences = select_sequences(cache)

@@ -25,8 +25,9 @@ from posecli.data.image_cache import ImageStore
 from posecli.data.prepare import prepare
 from posecli.data.records import PrepareOptions
 from posecli.engine.trainer import train
-from posecli.engine.validate import torso_pck02
-from posecli.predict_image import load_image_model, predict_frames
+from posecli.families.image.validate import torso_pck02
+from posecli.engine.checkpoint import load_image_model
+from posecli.families.image.predict import predict_frames
 
 
 def lsp_cache(lsp: Path, work: Path, split: str, size: int) -> Path:

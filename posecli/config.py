@@ -2,11 +2,12 @@
 
 A preset is validated layer by layer (each file, then each override) against the schema of its
 model family, so an unknown or mistyped key is reported with the file it came from instead of
-surfacing later as a silent no-op. The lifter's schema is DEFAULTS; the image family
-(`model.name: image`) has IMAGE_DEFAULTS, whose `objective:` and `data.augment:` sections are the
-image family's own (posecli.engine.image_objectives, posecli.data.crops), so an image preset never
-inherits lifter-only keys. The resolved config is the schema deep-merged with the layers, a plain
-dict of YAML types that checkpoints store verbatim.
+surfacing later as a silent no-op. A schema is the keys every run shares (SHARED: description,
+data sources and sampling, train) plus the family's own sections (posecli.families: `model:` from
+its models' options, its `data:` keys such as augmentation, and its `objective:`), so a preset of
+one family never inherits another family's keys. The family is the one of `model.name`. The
+resolved config is the schema deep-merged with the layers, a plain dict of YAML types that
+checkpoints store verbatim.
 """
 
 from __future__ import annotations
@@ -19,77 +20,54 @@ from typing import Any
 
 import yaml
 
-from posecli.data.augment import AUGMENT_DEFAULTS
-from posecli.data.crops import AUGMENT_DEFAULTS as IMAGE_AUGMENT_DEFAULTS
-from posecli.engine.image_objectives import DEFAULTS as IMAGE_OBJECTIVE_DEFAULTS
-from posecli.engine.objectives import DEFAULTS as OBJECTIVE_DEFAULTS
 from posecli.errors import PoseCliError
+from posecli.families import DEFAULT, all_families, family_of_model
+from posecli.families.base import Family
 from posecli.options import check_range
 
-# Every known key with its default; the type of the default is the type a value must have
-# (a float default accepts ints, a None default accepts any scalar, e.g. an optional path).
-DEFAULTS: dict[str, Any] = {
-    "description": "",
-    "model": {
-        "name": "stformer",        # stformer | tcn (posecli.models)
-        "size": "s",               # xs | s | m | l
-        "window": 81,              # frames per call (stformer: any T <= window; tcn: receptive field)
-        "dropout": 0.1,
-        # explicit architecture overrides (None = from size); stformer: dim, depth, heads,
-        # mlp_ratio; tcn: channels, filter_widths
-        "dim": None, "depth": None, "heads": None, "mlp_ratio": None,
-        "channels": None, "filter_widths": None,
-        # image family (posecli.models.image_pose; None = its default)
-        "backbone": None, "pretrained": None, "width": None, "deconv_channels": None,
-        "input_size": None, "decode": None, "beta": None, "flip_test": None,
-    },
-    "data": {
-        "sources": [],             # training caches: list of {path, weight}; a bare path means weight 1
-        "window": None,            # frames per training sample (None = model.window; 1 for photos)
-        "epoch_length": None,      # samples per epoch (None = all frames of all sources)
-        "val": None,               # cache used for validation (3D: MPJPE, else 2D error)
-        "val_sequences": 0,        # validate on at most this many sequences (0 = all)
-        "fraction": 1.0,           # train on this share of the 3D takes, rounded up (posecli.data.windows)
-        "fraction_seed": 0,        # which takes data.fraction keeps
-        "num_workers": 0,
-        "augment": dict(AUGMENT_DEFAULTS),  # posecli.data.augment: flips, virtual cameras, noise
-    },
-    # posecli.engine.objectives: masked, lifting (2D pretraining); mpjpe, velocity, bone, mpjpe2d
-    "objective": dict(OBJECTIVE_DEFAULTS),
-    "train": {
-        "seed": 0,
-        "steps": 20000,
-        "batch_size": 64,          # per process; global batch = batch_size x world size
-        "accumulate": 1,           # gradient accumulation micro-batches per step
-        "lr": 5.0e-4,
-        "min_lr_ratio": 0.01,      # cosine decays to lr * min_lr_ratio
-        "warmup_steps": 500,
-        "schedule": "cosine",      # cosine (decay to lr * min_lr_ratio) | step (x gamma at each milestone)
-        "milestones": [],          # step schedule: optimizer steps where the rate drops
-        "gamma": 0.1,              # step schedule: factor per drop
-        "weight_decay": 0.01,
-        "betas": [0.9, 0.999],
-        "grad_clip": 1.0,          # max gradient norm (0 = off)
-        "amp": True,               # bf16/fp16 autocast on GPU; always off on CPU
-        "compile": False,          # torch.compile the model
-        "log_every": 50,
-        "val_every": 1000,
-        "ckpt_every": 1000,
-        "tensorboard": True,       # used when the tensorboard package is installed
-        "init_from": None,         # checkpoint to initialise matching tensors from (fine-tuning)
-    },
+# The keys of every family with their defaults; the type of the default is the type a value must
+# have (a float default accepts ints, a None default accepts any scalar, e.g. an optional path).
+SHARED_DATA: dict[str, Any] = {
+    "sources": [],             # training caches: list of {path, weight}; a bare path means weight 1
+    "window": None,            # frames per training sample (None = model.window; 1 for photos)
+    "epoch_length": None,      # samples per epoch (None = all frames of all sources)
+    "val": None,               # cache used for validation (the family picks the figure)
+    "val_sequences": 0,        # validate on at most this many sequences (0 = all)
+    "fraction": 1.0,           # train on this share of the 3D takes, rounded up (posecli.data.windows)
+    "fraction_seed": 0,        # which takes data.fraction keeps
+    "num_workers": 0,
+}
+SHARED_TRAIN: dict[str, Any] = {
+    "seed": 0,
+    "steps": 20000,
+    "batch_size": 64,          # per process; global batch = batch_size x world size
+    "accumulate": 1,           # gradient accumulation micro-batches per step
+    "lr": 5.0e-4,
+    "min_lr_ratio": 0.01,      # cosine decays to lr * min_lr_ratio
+    "warmup_steps": 500,
+    "schedule": "cosine",      # cosine (decay to lr * min_lr_ratio) | step (x gamma at each milestone)
+    "milestones": [],          # step schedule: optimizer steps where the rate drops
+    "gamma": 0.1,              # step schedule: factor per drop
+    "weight_decay": 0.01,
+    "betas": [0.9, 0.999],
+    "grad_clip": 1.0,          # max gradient norm (0 = off)
+    "amp": True,               # bf16/fp16 autocast on GPU; always off on CPU
+    "compile": False,          # torch.compile the model
+    "log_every": 50,
+    "val_every": 1000,
+    "ckpt_every": 1000,
+    "tensorboard": True,       # used when the tensorboard package is installed
+    "init_from": None,         # checkpoint to initialise matching tensors from (fine-tuning)
 }
 
 # Ranges of numeric keys: dotted key (or section prefix ending in '.') -> (lo, hi, lo_open); every
-# float must also be finite. Checked for each preset layer and override (posecli.options).
-RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+# float must also be finite. Checked for each preset layer and override (posecli.options). The
+# families add the ranges of their own keys (Family.ranges).
+SHARED_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "model.window": (1, 100_000, False), "model.dropout": (0, 1, False),
-    "model.beta": (0, None, True), "model.width": (0, 16, True), "model.dim": (1, 8192, False),
-    "model.depth": (1, 256, False), "model.heads": (1, 256, False), "model.mlp_ratio": (0, 64, True),
-    "model.channels": (1, 8192, False), "model.input_size": (32, 2048, False),
     "data.window": (1, 100_000, False), "data.epoch_length": (1, None, False),
     "data.val_sequences": (0, None, False), "data.fraction": (0, 1, True), "data.fraction_seed": (0, None, False),
-    "data.num_workers": (0, 256, False), "data.sigma": (0, 1000, True), "data.augment.": (0, None, False),
+    "data.num_workers": (0, 256, False), "data.augment.": (0, None, False),
     "objective.": (0, None, False),
     "train.seed": (0, 2**63 - 1, False), "train.steps": (1, 10**9, False), "train.batch_size": (1, 65_536, False),
     "train.accumulate": (1, 4096, False), "train.lr": (0, 10, True), "train.min_lr_ratio": (0, 1, False),
@@ -101,6 +79,19 @@ LIST_RANGES: dict[str, tuple[int | None, float | None, float | None, bool]] = {
     # dotted key -> (length or None, lo, hi, integer) of each item
     "train.betas": (2, 0, 0.999999, False), "train.milestones": (None, 1, None, True),
 }
+
+
+def family_schema(family: Family) -> dict[str, Any]:
+    """The whole preset schema of one family: its own sections inside the shared keys."""
+    own = family.schema()
+    return {"description": "", "model": own["model"], "data": {**copy.deepcopy(SHARED_DATA), **own["data"]},
+            "objective": own["objective"], "train": copy.deepcopy(SHARED_TRAIN)}
+
+
+SCHEMAS: dict[str, dict[str, Any]] = {f.name: family_schema(f) for f in all_families()}
+DEFAULTS: dict[str, Any] = SCHEMAS[DEFAULT]     # the schema of presets that name no other family
+RANGES = {**SHARED_RANGES, **{key: rng for f in all_families() for key, rng in f.ranges().items()}}
+SOURCE_DEFAULTS: dict[str, Any] = {"path": "", "weight": 1.0}
 
 
 def _range_of(dotted: str) -> tuple[float | None, float | None, bool] | None:
@@ -128,31 +119,12 @@ def _check_value(dotted: str, value: Any, default: Any, source: str) -> None:
             check_range(f"{name} item", item, lo, hi, integer=integer, source=source)
 
 
-def _image_defaults() -> dict[str, Any]:
-    """The image family's schema: DEFAULTS with its own objective, augmentation and one-crop windows."""
-    out = copy.deepcopy(DEFAULTS)
-    out["model"].update(name="image", window=1)
-    out["data"]["augment"] = dict(IMAGE_AUGMENT_DEFAULTS)
-    out["data"]["sigma"] = 2.0      # heatmap target Gaussian, heatmap pixels
-    out["objective"] = dict(IMAGE_OBJECTIVE_DEFAULTS)
-    return out
-
-
-IMAGE_DEFAULTS: dict[str, Any] = _image_defaults()
-SCHEMAS: dict[str, dict[str, Any]] = {"lifter": DEFAULTS, "image": IMAGE_DEFAULTS}
-SOURCE_DEFAULTS: dict[str, Any] = {"path": "", "weight": 1.0}
-
-
-def model_family(model_name: Any) -> str:
-    """'image' for the image family, else 'lifter' (stformer, tcn, and unknown names, which
-    posecli.models reports)."""
-    return "image" if model_name == "image" else "lifter"
-
-
 def schema_for(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The schema of a (partial or resolved) config's model family."""
     model = cfg.get("model") if isinstance(cfg, Mapping) else None
-    return SCHEMAS[model_family(model.get("name") if isinstance(model, Mapping) else None)]
+    return SCHEMAS[family_of_model(model.get("name") if isinstance(model, Mapping) else None).name]
+
+
 _REPO_PRESETS = Path(__file__).resolve().parents[1] / "presets"
 _PACKAGE_PRESETS = Path(__file__).resolve().parent / "presets"
 
@@ -357,8 +329,8 @@ def apply_run_options(cfg: Mapping[str, Any], *, data: list[str] | None = None, 
 
 
 def section(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """A section as the library functions take it (build_model, build_dataloader): unset (None)
-    keys left out, so the callee's own default applies."""
+    """A section as the library functions take it (build_model, the loaders): unset (None) keys
+    left out, so that "derived" stays derived (e.g. data.window = the model's window)."""
     return {k: v for k, v in cfg[name].items() if v is not None}
 
 

@@ -23,7 +23,7 @@ from posecli.data.readers.mocap import read_mocap
 from posecli.data.records import PrepareOptions
 from posecli.errors import PoseCliError
 from posecli.infer.export import check_bundle_name
-from posecli.predict import window_plan
+from posecli.families.lifter.predict import window_plan
 from posecli.skeleton import get_layout
 
 

@@ -202,7 +202,7 @@ def test_export_bundle_never_touches_the_package_unless_told(tmp_path, monkeypat
 def test_damaged_safetensors_is_one_clear_error_everywhere(tmp_path):
     """A truncated bundle: --from, load_model and infer's family probe all give one PoseCliError."""
     from posecli.engine.checkpoint import ASSETS
-    from posecli.predict_image import checkpoint_family
+    from posecli.engine.checkpoint import checkpoint_family
 
     data = (ASSETS / "default.safetensors").read_bytes()
     bad = tmp_path / "cut.safetensors"

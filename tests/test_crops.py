@@ -16,7 +16,7 @@ from posecli.data.image_cache import (
     read_crop,
     write_image_group,
 )
-from posecli.data.image_windows import ImageDataset
+from posecli.families.image.windows import ImageDataset
 from posecli.data.readers.lsp import read_lsp
 from posecli.data.records import PrepareOptions, ReaderResult, SequenceRecord
 from posecli.errors import PoseCliError
@@ -145,6 +145,23 @@ def test_image_dataset_targets_map_back_to_the_photo(tmp_path: Path):
     crop, _ = ImageStore(path).read(0)
     sample = plain.sample(0, 0, None)
     assert np.array_equal((sample["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), crop)
+
+
+def test_image_loader_applies_data_fraction(tmp_path: Path):
+    """data.fraction is an image-preset key too: the loader keeps that share of the 3D takes."""
+    from posecli.families import get_family
+
+    path, _, _ = _image_cache(tmp_path, with3d=True)
+    model = get_family("image").build_model({"name": "image", "backbone": "resnet18", "width": 8,
+                                             "deconv_channels": 16, "input_size": 64})
+
+    def frames_seen(fraction: float) -> set[int]:
+        cfg = {"sources": [{"path": str(path)}], "epoch_length": 60, "fraction": fraction, "fraction_seed": 0}
+        dataset = get_family("image").build_loader(cfg, model, batch_size=6, seed=0).dataset
+        return {int(dataset.caches[0].seq_start[dataset.locate(i)[1]]) for i in range(60)}
+
+    assert len(frames_seen(1 / 3)) == 1 and frames_seen(1.0) == {0, 1, 2}
+    assert frames_seen(2 / 3) > frames_seen(1 / 3)            # a smaller fraction keeps a subset
 
 
 def test_dataset_refuses_cache_without_crops(tmp_path: Path):

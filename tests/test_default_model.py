@@ -8,7 +8,7 @@ from conftest import shared_file
 from posecli.data.cameras import project
 from posecli.engine.checkpoint import ASSETS, load_model
 from posecli.metrics import mpjpe, p_mpjpe
-from posecli.predict import lift_sequence
+from posecli.families.lifter.predict import lift_sequence
 
 # A person standing upright, arms hanging, in metres (x right, y down, z forward), H36M-17 order.
 STANDING = np.array([

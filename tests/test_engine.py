@@ -131,7 +131,7 @@ def test_2d_validation_error_is_in_pixels(tmp_path, name):
     the pixel error, shifting them changes nothing (the model sees identical normalised input)."""
     from posecli.data.cache import open_cache, write_cache
     from posecli.data.records import ReaderResult, SequenceRecord
-    from posecli.engine.validate import reconstruction_px
+    from posecli.families.lifter.validate import reconstruction_px
     from posecli.skeleton import COCO17
 
     rng = np.random.default_rng(3)

@@ -18,8 +18,8 @@ from posecli.data.cache import open_cache, write_cache
 from posecli.data.records import ReaderResult, SequenceRecord
 from posecli.engine.checkpoint import save_checkpoint
 from posecli.errors import PoseCliError
-from posecli.eval.protocols import (evaluate_checkpoint, evaluate_predictions, h36m_action,
-                                    predict_cache, select_sequences)
+from posecli.eval.protocols import evaluate_checkpoint, evaluate_predictions, h36m_action, select_sequences
+from posecli.families.lifter.predict import predict_cache
 from posecli.eval.report import load_report, write_report
 from posecli.models import build_model
 

@@ -22,7 +22,8 @@ from posecli.engine.trainer import train
 from posecli.errors import PoseCliError
 from posecli import metrics as M
 from posecli.eval.protocols import evaluate_checkpoint
-from posecli.predict_image import load_image_model, predict_crops, to_metres
+from posecli.engine.checkpoint import load_image_model
+from posecli.families.image.predict import predict_crops, to_metres
 from posecli.skeleton import NUM_JOINTS, JointStatus
 
 cv2 = pytest.importorskip("cv2", reason='needs the image extra: pip install "posecli[image]"')
@@ -113,7 +114,7 @@ def test_scale_normalised_mpjpe_exact():
 def test_metric_size_of_image_poses():
     pose = np.zeros((NUM_JOINTS, 3))
     pose[:, 1] = np.arange(NUM_JOINTS)
-    from posecli.predict_image import REFERENCE_BONES_M, bone_length_sum
+    from posecli.families.image.predict import REFERENCE_BONES_M, bone_length_sum
     assert bone_length_sum(to_metres(pose)) == pytest.approx(REFERENCE_BONES_M.sum())
 
 

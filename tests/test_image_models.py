@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from posecli.engine.image_objectives import ImageObjective, depth_target, var_loss
+from posecli.families.image.objective import ImageObjective, depth_target, var_loss
 from posecli.errors import PoseCliError
 from posecli.models import build_model, count_parameters
 from posecli.models import heatmaps as hm

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from posecli.data.normalize import normalize_window
-from posecli.engine.objectives import (
+from posecli.families.lifter.objective import (
     SYMMETRIC_BONES, build_objective, fit_scaled_orthographic, normalize_window_torch,
 )
 from posecli.errors import PoseCliError

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from posecli.models import build_model
-from posecli.predict import flip_input, lift_sequence, output_shrink, unflip_pose3d, window_plan
+from posecli.families.lifter.predict import flip_input, lift_sequence, output_shrink, unflip_pose3d, window_plan
 from posecli.skeleton import H36M_FLIP_PERM
 
 

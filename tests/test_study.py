@@ -17,7 +17,7 @@ from posecli.data.cameras import H36M_LIKE_INTRINSICS, project
 from posecli.data.records import ReaderResult, SequenceRecord
 from posecli.data.windows import WindowDataset, select_takes, take_names
 from posecli.errors import PoseCliError
-from posecli.eval.protocols import noisy_input
+from posecli.families.lifter.predict import noisy_input
 from posecli.skeleton import NUM_JOINTS
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -64,7 +64,7 @@ def eval_command(
     if data is None:
         raise PoseCliError("--data CACHE.h5 is required")
     from posecli.eval.protocols import (
-        default_protocols,
+        PREDICTION_PROTOCOLS,
         evaluate_checkpoint,
         evaluate_predictions,
         parse_protocols,
@@ -76,7 +76,7 @@ def eval_command(
     if predictions is not None:
         if input_noise:
             raise PoseCliError("--input-noise needs --checkpoint (it corrupts the model's 2D input)")
-        result = evaluate_predictions(predictions, data, protocols=keys or default_protocols("lifter", True),
+        result = evaluate_predictions(predictions, data, protocols=keys or PREDICTION_PROTOCOLS,
                                       subjects=subject_list, every=every)
     else:
         with Progress(TextColumn("lifting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

@@ -36,14 +36,12 @@ VAL = typer.Option(None, "--val", help="Validation cache.")
 def _check_objective(cfg: dict, preset: str) -> None:
     """Build the preset's objective once up front, so an unusable one (e.g. no weighted term) is
     reported with the preset file that says so, before any work."""
-    from posecli.config import find_preset, model_family
-    from posecli.engine.image_objectives import build_image_objective
-    from posecli.engine.objectives import build_objective
+    from posecli.config import find_preset
     from posecli.errors import PoseCliError
+    from posecli.families import family_of_model
 
-    build = build_image_objective if model_family(cfg["model"]["name"]) == "image" else build_objective
     try:
-        build(cfg["objective"])
+        family_of_model(cfg["model"]["name"]).build_objective(cfg["objective"])
     except PoseCliError as exc:
         if exc.path is not None:
             raise

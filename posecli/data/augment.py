@@ -5,7 +5,7 @@ training input is corrupted the way detectors fail: per-joint jitter proportiona
 (COCO's per-keypoint OKS sigmas set which joints are noisier), rare gross outliers, left/right limb
 swaps and dropped joints (confidence 0), with a confidence that falls as the error grows. The noise
 is applied in normalised coordinates, so the clean target and the noisy input share one frame.
-Masking for masked pose modelling lives in posecli.engine.objectives (it needs the clean input).
+Masking for masked pose modelling lives in posecli.families.lifter.objective (it needs the clean input).
 """
 
 from __future__ import annotations

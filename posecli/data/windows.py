@@ -186,6 +186,12 @@ def build_dataloader(data_cfg: dict, model_window: int, batch_size: int, seed: i
                             split_seed=seed, length=data_cfg.get("epoch_length"),
                             fraction=float(data_cfg.get("fraction", 1.0)),
                             fraction_seed=int(data_cfg.get("fraction_seed", 0)))
+    return window_loader(dataset, batch_size, rank=rank, world_size=world_size, num_workers=num_workers)
+
+
+def window_loader(dataset: WindowDataset, batch_size: int, *, rank: int = 0, world_size: int = 1,
+                  num_workers: int = 0) -> DataLoader:
+    """The DataLoader of one rank over a WindowDataset (or a subclass), batched by WindowBatchSampler."""
     sampler = WindowBatchSampler(len(dataset), batch_size, rank=rank, world_size=world_size)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
                       persistent_workers=num_workers > 0)

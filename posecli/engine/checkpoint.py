@@ -7,6 +7,8 @@ Every tensor of a checkpoint is covered by a sha256 stored beside it (`checksum`
 so a flipped byte is reported instead of silently changing a weight; checkpoints written before the
 checksum existed still load. Bundled models ship as `<name>.safetensors` + `<name>.json` in
 posecli/assets/ (the JSON carries the checksum of the weights when the bundle was exported with it).
+`load_model` reads a checkpoint or bundle once and builds the model through the family it names
+(posecli.families), so callers get the model, its metadata and its family together.
 """
 
 from __future__ import annotations
@@ -15,20 +17,22 @@ import hashlib
 import json
 import os
 import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from posecli import __version__
 from posecli.atomic import atomic_output
+from posecli.config import section
 from posecli.data.normalize import CONVENTION
 from posecli.device import select_device
 from posecli.errors import PoseCliError
+from posecli.families import DEFAULT, get_family
+from posecli.families.base import Family
 from posecli.output_path import check_output_folder
 
 FORMAT = "posecli-checkpoint"
@@ -95,7 +99,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, cfg: dict[str, Any],
         "format_version": FORMAT_VERSION,
         "model": {k: v.detach().cpu() for k, v in module.state_dict().items()},
         "config": cfg,
-        "family": str(getattr(module, "family", "lifter")),
+        "family": str(getattr(module, "family", DEFAULT)),
         "skeleton": SKELETON,
         "normalisation": CONVENTION,
         "posecli_version": __version__,
@@ -140,7 +144,7 @@ def checkpoint_meta(ckpt: dict[str, Any]) -> dict[str, Any]:
     state = ckpt.get("state", {})
     return {
         "config": ckpt["config"],
-        "family": ckpt.get("family", "lifter"),
+        "family": ckpt.get("family", DEFAULT),
         "skeleton": ckpt.get("skeleton", SKELETON),
         "normalisation": ckpt.get("normalisation", CONVENTION),
         "posecli_version": ckpt.get("posecli_version", ""),
@@ -148,18 +152,29 @@ def checkpoint_meta(ckpt: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _build(config: dict[str, Any], weights: dict[str, torch.Tensor], source: Path,
-           device: str | torch.device) -> nn.Module:
-    from posecli.config import section
-    from posecli.models import build_model
+class LoadedModel(NamedTuple):
+    """A ready-to-run model (eval mode), its metadata (checkpoint_meta) and, as `.family`, the
+    model family that trains, evaluates and runs it (posecli.families)."""
 
-    model = build_model(section(config, "model"))
+    model: nn.Module
+    meta: dict[str, Any]
+
+    @property
+    def family(self) -> Family:
+        return get_family(self.meta["family"])
+
+
+def _build(meta: dict[str, Any], weights: dict[str, torch.Tensor], source: Path,
+           device: str | torch.device) -> LoadedModel:
+    """The model a checkpoint's config describes, built by its family, with its weights."""
+    family = get_family(str(meta["family"]))
+    model = family.build_model(section(meta["config"], "model"), for_weights=True)
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:
         raise PoseCliError(f"weights do not fit the model its config describes "
                            f"({str(exc).splitlines()[0]})", source) from None
-    return model.to(device).eval()
+    return LoadedModel(model.to(device).eval(), meta)
 
 
 def _is_name(path_or_name: str | Path) -> bool:
@@ -182,8 +197,7 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise PoseCliError(f"damaged safetensors file ({str(exc).splitlines()[0]})", path) from None
 
 
-def load_bundled(name: str, device: str | torch.device = "cpu",
-                 assets: Path = ASSETS) -> tuple[nn.Module, dict[str, Any]]:
+def load_bundled(name: str, device: str | torch.device = "cpu", assets: Path = ASSETS) -> LoadedModel:
     """A model shipped in posecli/assets as safetensors weights + JSON metadata."""
     weights_path, meta_path = bundled_paths(name, assets)
     if not weights_path.is_file() or not meta_path.is_file():
@@ -199,21 +213,26 @@ def load_bundled(name: str, device: str | torch.device = "cpu",
         raise PoseCliError("bundled model metadata has no 'config' mapping", meta_path)
     weights = read_safetensors(weights_path)
     _verify(weights, meta.get("checksum"), weights_path)
-    model = _build(meta["config"], weights, weights_path, device)
-    return model, meta
+    return _build({**meta, "family": str(meta.get("family", DEFAULT))}, weights, weights_path, device)
 
 
-def load_model(path_or_name: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """A ready-to-run model (eval mode) and its metadata, from a checkpoint path, a bundled name, or
-    a bundle's NAME.safetensors written elsewhere by `posecli export bundle -o FOLDER`."""
+def load_model(path_or_name: str | Path, device: str | torch.device = "cpu", *,
+               family: str | None = None) -> LoadedModel:
+    """A ready-to-run model (eval mode), its metadata and its family, from a checkpoint path, a
+    bundled name, or a bundle's NAME.safetensors written elsewhere by `posecli export bundle -o
+    FOLDER`; the file is read once. `family` given: a model of another family is refused."""
     device = select_device(device)
     if _is_name(path_or_name):
-        return load_bundled(str(path_or_name), device)
-    path = Path(path_or_name)
-    if path.suffix == ".safetensors":
-        return load_bundled(path.stem, device, assets=path.parent)
-    ckpt = load_checkpoint(path)
-    return _build(ckpt["config"], ckpt["model"], path, device), checkpoint_meta(ckpt)
+        loaded = load_bundled(str(path_or_name), device)
+    elif Path(path_or_name).suffix == ".safetensors":
+        loaded = load_bundled(Path(path_or_name).stem, device, assets=Path(path_or_name).parent)
+    else:
+        ckpt = load_checkpoint(path_or_name)
+        loaded = _build(checkpoint_meta(ckpt), ckpt["model"], Path(path_or_name), device)
+    if family is not None and loaded.meta["family"] != family:
+        raise PoseCliError(f"checkpoint holds a '{loaded.meta['family']}' model, not one of the {family} family",
+                           path_or_name)
+    return loaded
 
 
 def export_bundled(ckpt: str | Path, out_dir: str | Path, name: str = "default", *,
@@ -261,13 +280,13 @@ def _source_weights(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
     .safetensors file does not say)."""
     if _is_name(path):
         model, meta = load_bundled(str(path))
-        return model.state_dict(), str(meta.get("family", "lifter"))
+        return model.state_dict(), str(meta["family"])
     if Path(path).suffix == ".safetensors":
         if not Path(path).is_file():
             raise PoseCliError("weights file not found", path)
         return read_safetensors(Path(path)), None
     ckpt = load_checkpoint(path)
-    return ckpt["model"], str(ckpt.get("family", "lifter"))
+    return ckpt["model"], str(ckpt.get("family", DEFAULT))
 
 
 def load_matching(model: nn.Module, source: str | Path) -> InitReport:
@@ -278,7 +297,7 @@ def load_matching(model: nn.Module, source: str | Path) -> InitReport:
     tensors, is refused before anything is copied: training would silently start from scratch."""
     weights, family = _source_weights(Path(source))
     module = unwrap(model)
-    own_family = str(getattr(module, "family", "lifter"))
+    own_family = str(getattr(module, "family", DEFAULT))
     if family is not None and family != own_family:
         raise PoseCliError(f"cannot initialise a {own_family}-family model from a {family}-family checkpoint",
                            source)
@@ -300,3 +319,27 @@ def load_matching(model: nn.Module, source: str | Path) -> InitReport:
                            "it was trained for another architecture", source)
     module.load_state_dict(take, strict=False)
     return report
+
+
+# ---------------------------------------------------------------- infer's family probe
+# posecli/infer/pipeline.py still asks for the family before loading; the rest of posecli takes it
+# from load_model. These two go once infer dispatches through LoadedModel.family.
+
+def checkpoint_family(checkpoint: str | Path) -> str:
+    """The family name a checkpoint, bundle or bundled name declares (damage is load_model's to report)."""
+    path = Path(checkpoint)
+    if _is_name(checkpoint):
+        path = bundled_paths(str(checkpoint))[0]
+    if not path.is_file():
+        return DEFAULT
+    if path.suffix == ".safetensors":            # a bundle: its JSON says
+        try:
+            return str(json.loads(path.with_suffix(".json").read_text(encoding="utf-8")).get("family", DEFAULT))
+        except (OSError, ValueError, AttributeError):
+            return DEFAULT
+    return str(load_checkpoint(path).get("family", DEFAULT))
+
+
+def load_image_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """load_model for a checkpoint that must hold an image-family model."""
+    return load_model(checkpoint, device, family="image")

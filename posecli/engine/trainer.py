@@ -24,7 +24,7 @@ from rich.console import Console
 from torch import nn
 
 from posecli.config import dump_config, section
-from posecli.data.cache import open_cache
+from posecli.data.cache import PoseCache, open_cache
 from posecli.device import select_device
 from posecli.engine import distributed
 from posecli.engine.checkpoint import (
@@ -37,6 +37,8 @@ from posecli.engine.runlog import RunLog, progress_bar, summary_table
 from posecli.engine.schedule import build_lr_scheduler
 from posecli.engine.validate import is_better, validate
 from posecli.errors import PoseCliError
+from posecli.families import family_of_model
+from posecli.families.base import Family, Objective
 from posecli.output_path import check_output_folder
 
 
@@ -141,185 +143,258 @@ def train(cfg: dict[str, Any], run_dir: Path, *, resume: bool = False, init_from
         raise
 
 
+@dataclass
+class _Run:
+    """Everything one training invocation holds, built in a fixed order (the RNG draws of model
+    initialisation, data and resume must not move, or resume would stop being exact)."""
+
+    cfg: dict[str, Any]
+    run_dir: Path
+    family: Family
+    info: distributed.DistInfo
+    dev: torch.device
+    model: nn.Module
+    objective: Objective
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None           # None: autocast off
+    loader: torch.utils.data.DataLoader
+    val_cache: PoseCache | None
+    init_report: InitReport | None
+    step: int = 0
+    consumed: int = 0                       # micro-batches drawn so far (the data position)
+    best_val: float = math.inf
+    metric_name: str | None = None
+
+    @property
+    def tc(self) -> dict[str, Any]:
+        return self.cfg["train"]
+
+    def epoch(self) -> int:
+        return self.consumed // len(self.loader.batch_sampler)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.dev.type, dtype=self.amp_dtype)
+
+    def state(self) -> dict[str, Any]:
+        """The training state a checkpoint stores beside the weights."""
+        return {"step": self.step, "consumed": self.consumed, "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng_state(),
+                "best_val": self.best_val, "val_metric": self.metric_name, "world_size": self.info.world_size}
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        state = ckpt["state"]
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step, self.consumed = int(state["step"]), int(state["consumed"])
+        self.best_val, self.metric_name = float(state["best_val"]), state.get("val_metric")
+
+
+def _resume_from(cfg: dict[str, Any], run_dir: Path, resume: bool) -> dict[str, Any] | None:
+    """The checkpoint a --resume continues (same model: section), else None; a run folder that
+    already has one is not overwritten silently."""
+    last_path = run_dir / "last.ckpt"
+    if not resume:
+        if last_path.exists():
+            raise PoseCliError("run folder already has last.ckpt: pass --resume to continue it, "
+                               "or choose another --run-dir", run_dir)
+        return None
+    if not last_path.is_file():
+        raise PoseCliError("nothing to resume: no last.ckpt in the run folder", run_dir)
+    ckpt = load_checkpoint(last_path)
+    if section(ckpt["config"], "model") != section(cfg, "model"):
+        raise PoseCliError("cannot resume: the run was trained with a different model: section", last_path)
+    return ckpt
+
+
+def _initialised_model(family: Family, cfg: dict[str, Any], dev: torch.device, init_from: Path | None,
+                       resuming: bool) -> tuple[nn.Module, dict[str, Any], InitReport | None]:
+    """The fresh model, its matching tensors copied from train.init_from / --from (not on
+    resume); the config then names the source it was initialised from."""
+    model = family.build_model(section(cfg, "model")).to(dev)
+    source = _resolve_init(cfg, init_from)
+    if resuming or source is None:
+        return model, cfg, None
+    if not Path(source).exists() and Path(source).suffix:
+        raise PoseCliError("checkpoint to fine-tune from not found (run `posecli pretrain` first, "
+                           "or pass --from CKPT)", source)
+    report = load_matching(model, source)
+    return model, {**cfg, "train": {**cfg["train"], "init_from": str(source)}}, report
+
+
+def _build_run(cfg: dict[str, Any], run_dir: Path, ckpt: dict[str, Any] | None, init_from: Path | None,
+               dev: torch.device, info: distributed.DistInfo) -> _Run:
+    """Model, objective, optimiser, schedule, AMP, data and validation cache, then the resumed state."""
+    tc = cfg["train"]
+    family = family_of_model(cfg["model"]["name"])
+    seed_everything(int(tc["seed"]))
+    model, cfg, init_report = _initialised_model(family, cfg, dev, init_from, ckpt is not None)
+    objective = family.build_objective(cfg["objective"])
+    optimizer = torch.optim.AdamW(param_groups(model, float(tc["weight_decay"])), lr=float(tc["lr"]),
+                                  betas=tuple(tc["betas"]))
+    scheduler = build_lr_scheduler(optimizer, tc)
+    use_amp, amp_dtype = amp_settings(dev, bool(tc["amp"]))
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    data_cfg = section(cfg, "data")
+    loader = family.build_loader(data_cfg, model, int(tc["batch_size"]), int(tc["seed"]), rank=info.rank,
+                                 world_size=info.world_size, num_workers=int(data_cfg.get("num_workers", 0)))
+    family.check_training_data(cfg["objective"], loader)
+    val_cache = open_cache(data_cfg["val"]) if data_cfg.get("val") and info.is_main else None
+    run = _Run(cfg, run_dir, family, info, dev, model, objective, optimizer, scheduler, scaler,
+               amp_dtype if use_amp else None, loader, val_cache, init_report)
+    if ckpt is not None:
+        run.restore(ckpt)
+    return run
+
+
+def _announce(run: _Run, console: Console) -> None:
+    """config.yaml into the run folder, and what fine-tuning initialisation did."""
+    (run.run_dir / "config.yaml").write_text(dump_config(run.cfg), encoding="utf-8")
+    report = run.init_report
+    if report is not None:
+        console.print(report.summary())
+        for label, names in (("new", report.new), ("skipped (shape mismatch)", report.skipped)):
+            if names:
+                console.print(f"  {label}: {', '.join(names)}")
+
+
+def _optimizer_step(run: _Run, train_model: nn.Module, ddp_model: nn.Module,
+                    stream: Iterator[dict[str, torch.Tensor]]) -> tuple[float, dict[str, float]]:
+    """One optimiser step over train.accumulate micro-batches; (learning rate used, mean logs)."""
+    accumulate = max(1, int(run.tc["accumulate"]))
+    run.optimizer.zero_grad(set_to_none=True)
+    step_logs: dict[str, float] = {}
+    for micro in range(accumulate):
+        batch = _to(next(stream), run.dev)
+        run.consumed += 1
+        sync = micro == accumulate - 1 or not run.info.enabled
+        with contextlib.nullcontext() if sync else ddp_model.no_sync():
+            with run.autocast():
+                loss, logs = run.objective(train_model, batch)
+            run.scaler.scale(loss / accumulate).backward()
+        for k, v in logs.items():
+            step_logs[k] = step_logs.get(k, 0.0) + v / accumulate
+    if not math.isfinite(step_logs.get("loss", 0.0)):
+        raise PoseCliError(f"loss is not finite at step {run.step + 1}: lower train.lr or check the data",
+                           run.run_dir)
+    if float(run.tc["grad_clip"]) > 0:
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), float(run.tc["grad_clip"]))
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    lr = run.scheduler.get_last_lr()[0]
+    run.scheduler.step()
+    run.step += 1
+    return lr, step_logs
+
+
+def _interval_row(run: _Run, interval: list[dict[str, float]], lr: float, fps: float) -> dict[str, Any]:
+    """The log row of a logging interval: each logged term's mean over its steps (and ranks)."""
+    keys = sorted({k for logs in interval for k in logs})
+    means = distributed.mean_across([float(np.mean([l.get(k, 0.0) for l in interval])) for k in keys],
+                                    run.info, run.dev)
+    return {"step": run.step, "epoch": run.epoch(), "lr": lr, "frames_per_s": round(fps, 1),
+            **dict(zip(keys, means))}
+
+
+def _validate_and_keep_best(run: _Run, row: dict[str, Any] | None) -> dict[str, Any]:
+    """Validate (under a forked RNG, so validation never shifts training's draws), add the figure
+    to the row, and write best.ckpt when it improved."""
+    with torch.random.fork_rng(devices=[run.dev] if run.dev.type == "cuda" else []):
+        run.metric_name, value = validate(run.family, run.model, run.val_cache,
+                                          max_sequences=int(run.cfg["data"].get("val_sequences") or 0),
+                                          device=run.dev)
+    row = {**(row or {"step": run.step, "epoch": run.epoch()}), run.metric_name: round(value, 3)}
+    if is_better(run.family, run.metric_name, value, run.best_val):
+        run.best_val = value
+        save_checkpoint(run.run_dir / "best.ckpt", run.model, run.cfg, run.state())
+    return row
+
+
+def _loop(run: _Run, end: int, frames_per_step: int, log: RunLog, console: Console, progress: bool) -> float:
+    """Optimiser steps up to `end` with logging, validation and checkpoints; the last logged loss."""
+    tc, total = run.tc, int(run.tc["steps"])
+    ddp_model = distributed.wrap(run.model, run.info, run.dev)
+    train_model = torch.compile(ddp_model) if tc["compile"] else ddp_model
+    stream = batches(run.loader, run.consumed)
+    interval: list[dict[str, float]] = []
+    t_interval, last_loss = time.perf_counter(), math.nan
+    train_model.train()
+    with progress_bar(console, run.info.is_main and progress) as bar:
+        task = bar.add_task("train", total=total, completed=run.step, loss=math.nan,
+                            lr=run.scheduler.get_last_lr()[0], fps=0.0)
+        while run.step < end:
+            lr, step_logs = _optimizer_step(run, train_model, ddp_model, stream)
+            interval.append(step_logs)
+            row: dict[str, Any] | None = None
+            if run.step % int(tc["log_every"]) == 0 or run.step == end:
+                now = time.perf_counter()
+                fps = frames_per_step * len(interval) / max(now - t_interval, 1e-9)
+                row, t_interval, interval = _interval_row(run, interval, lr, fps), now, []
+                last_loss = row.get("loss", math.nan)
+                bar.update(task, completed=run.step, loss=last_loss, lr=lr, fps=fps)
+            else:
+                bar.update(task, completed=run.step)
+            if run.val_cache is not None and (run.step % int(tc["val_every"]) == 0 or run.step == total):
+                row = _validate_and_keep_best(run, row)
+            if row is not None:
+                log.write(row)
+            if run.info.is_main and (run.step % int(tc["ckpt_every"]) == 0 or run.step == end):
+                save_checkpoint(run.run_dir / "last.ckpt", run.model, run.cfg, run.state())
+    return float(last_loss)
+
+
+def _summary(run: _Run, result: TrainResult, elapsed: float, global_batch: int, console: Console) -> None:
+    facts = {"steps": f"{run.step} / {int(run.tc['steps'])}", "final loss": result.final_loss,
+             "global batch": global_batch, "frames/s": result.frames_per_s, "time (s)": elapsed,
+             "device": f"{run.dev} x {run.info.world_size}"}
+    if result.best_val is not None:
+        facts[f"best {run.metric_name}"] = result.best_val
+    facts["checkpoint"] = str(result.last_checkpoint)
+    console.print(summary_table(facts))
+
+
 def _train(cfg: dict[str, Any], run_dir: Path, *, resume: bool, init_from: Path | None, device: str,
            stop_after: int | None, progress: bool, console: Console | None) -> TrainResult:
-    tc = cfg["train"]
     console = console or Console()
     dev = select_device(device)
     info = distributed.setup(dev)
     dev = distributed.rank_device(dev, info)
-    main = info.is_main
-    last_path, best_path = run_dir / "last.ckpt", run_dir / "best.ckpt"
-
-    ckpt = None
-    if resume:
-        if not last_path.is_file():
-            raise PoseCliError("nothing to resume: no last.ckpt in the run folder", run_dir)
-        ckpt = load_checkpoint(last_path)
-        if section(ckpt["config"], "model") != section(cfg, "model"):
-            raise PoseCliError("cannot resume: the run was trained with a different model: section", last_path)
-    elif last_path.exists():
-        raise PoseCliError("run folder already has last.ckpt: pass --resume to continue it, "
-                           "or choose another --run-dir", run_dir)
-    if main:
+    ckpt = _resume_from(cfg, run_dir, resume)
+    if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-
-    from posecli.data.image_windows import build_image_dataloader
-    from posecli.data.windows import build_dataloader
-    from posecli.engine.image_objectives import build_image_objective
-    from posecli.engine.objectives import build_objective, check_objective_data
-    from posecli.models import build_model
-
-    seed_everything(int(tc["seed"]))
-    model = build_model(section(cfg, "model")).to(dev)
-    init_report = None
-    source = _resolve_init(cfg, init_from)
-    if ckpt is None and source is not None:
-        if not Path(source).exists() and Path(source).suffix:
-            raise PoseCliError("checkpoint to fine-tune from not found (run `posecli pretrain` first, "
-                               "or pass --from CKPT)", source)
-        init_report = load_matching(model, source)
-        cfg = {**cfg, "train": {**tc, "init_from": str(source)}}
-    image = getattr(model, "family", "lifter") == "image"
-    objective = build_image_objective(cfg["objective"]) if image else build_objective(cfg["objective"])
-    optimizer = torch.optim.AdamW(param_groups(model, float(tc["weight_decay"])), lr=float(tc["lr"]),
-                                  betas=tuple(tc["betas"]))
-    total = int(tc["steps"])
-    scheduler = build_lr_scheduler(optimizer, tc)
-    use_amp, amp_dtype = amp_settings(dev, bool(tc["amp"]))
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-
-    data_cfg = section(cfg, "data")
-    window = 1 if image else int(data_cfg.get("window", model.window))
-    accumulate = max(1, int(tc["accumulate"]))
-    if image:
-        loader = build_image_dataloader(data_cfg, int(model.input_size), int(tc["batch_size"]), int(tc["seed"]),
-                                        rank=info.rank, world_size=info.world_size,
-                                        num_workers=int(data_cfg.get("num_workers", 0)))
-    else:
-        loader = build_dataloader(data_cfg, int(model.window), int(tc["batch_size"]), int(tc["seed"]),
-                                  rank=info.rank, world_size=info.world_size,
-                                  num_workers=int(data_cfg.get("num_workers", 0)))
-    if not image:
-        dataset = loader.dataset
-        check_objective_data(cfg["objective"], [c.has3d and w > 0 for c, w in zip(dataset.caches, dataset.weights)])
-    val_cache = open_cache(data_cfg["val"]) if data_cfg.get("val") and main else None
-
-    step, consumed, best_val, metric_name = 0, 0, math.inf, None
-    if ckpt is not None:
-        state = ckpt["state"]
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        step, consumed = int(state["step"]), int(state["consumed"])
-        best_val, metric_name = float(state["best_val"]), state.get("val_metric")
-    ddp_model = distributed.wrap(model, info, dev)
-    train_model = torch.compile(ddp_model) if tc["compile"] else ddp_model
-    stream = batches(loader, consumed)
+    run = _build_run(cfg, run_dir, ckpt, init_from, dev, info)
     if ckpt is not None:
         set_rng_state(ckpt["state"]["rng"])
     else:
-        torch.manual_seed(int(tc["seed"]) + info.rank)  # distinct dropout/masking per rank
-
-    if main:
-        (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
-        if init_report is not None:
-            console.print(init_report.summary())
-            for label, names in (("new", init_report.new), ("skipped (shape mismatch)", init_report.skipped)):
-                if names:
-                    console.print(f"  {label}: {', '.join(names)}")
-    log = RunLog(run_dir, enabled=main, resume_step=step if ckpt is not None else None,
-                 tensorboard=bool(tc["tensorboard"]))
-
-    def state_dict() -> dict[str, Any]:
-        return {"step": step, "consumed": consumed, "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
-                "best_val": best_val, "val_metric": metric_name, "world_size": info.world_size}
-
-    frames_per_step = int(tc["batch_size"]) * info.world_size * accumulate * window
-    end = total if stop_after is None else min(total, int(stop_after))
-    start_step, t_start = step, time.perf_counter()
-    interval: list[dict[str, float]] = []
-    t_interval, last_loss, last_fps = time.perf_counter(), math.nan, 0.0
-    autocast = (lambda: torch.autocast(dev.type, dtype=amp_dtype)) if use_amp else contextlib.nullcontext
-    train_model.train()
-    with progress_bar(console, main and progress) as bar:
-        task = bar.add_task("train", total=total, completed=step, loss=math.nan, lr=scheduler.get_last_lr()[0],
-                            fps=0.0)
-        while step < end:
-            optimizer.zero_grad(set_to_none=True)
-            step_logs: dict[str, float] = {}
-            for micro in range(accumulate):
-                batch = _to(next(stream), dev)
-                consumed += 1
-                sync = micro == accumulate - 1 or not info.enabled
-                with contextlib.nullcontext() if sync else ddp_model.no_sync():
-                    with autocast():
-                        loss, logs = objective(train_model, batch)
-                    scaler.scale(loss / accumulate).backward()
-                for k, v in logs.items():
-                    step_logs[k] = step_logs.get(k, 0.0) + v / accumulate
-            if not math.isfinite(step_logs.get("loss", 0.0)):
-                raise PoseCliError(f"loss is not finite at step {step + 1}: lower train.lr or check the data",
-                                   run_dir)
-            if float(tc["grad_clip"]) > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), float(tc["grad_clip"]))
-            scaler.step(optimizer)
-            scaler.update()
-            lr = scheduler.get_last_lr()[0]
-            scheduler.step()
-            step += 1
-            interval.append(step_logs)
-
-            row: dict[str, Any] | None = None
-            if step % int(tc["log_every"]) == 0 or step == end:
-                keys = sorted({k for logs in interval for k in logs})
-                means = distributed.mean_across([float(np.mean([l.get(k, 0.0) for l in interval]))
-                                                 for k in keys], info, dev)
-                now = time.perf_counter()
-                last_fps = frames_per_step * len(interval) / max(now - t_interval, 1e-9)
-                t_interval, interval = now, []
-                row = {"step": step, "epoch": consumed // len(loader.batch_sampler),
-                       "lr": lr, "frames_per_s": round(last_fps, 1), **dict(zip(keys, means))}
-                last_loss = row.get("loss", math.nan)
-                bar.update(task, completed=step, loss=last_loss, lr=lr, fps=last_fps)
-            else:
-                bar.update(task, completed=step)
-
-            if val_cache is not None and (step % int(tc["val_every"]) == 0 or step == total):
-                with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-                    metric_name, value = validate(model, val_cache, window=window,
-                                                  max_sequences=int(data_cfg.get("val_sequences", 0)),
-                                                  device=dev)
-                row = {**(row or {"step": step, "epoch": consumed // len(loader.batch_sampler)}),
-                       metric_name: round(value, 3)}
-                if is_better(metric_name, value, best_val):
-                    best_val = value
-                    save_checkpoint(best_path, model, cfg, state_dict())
-            if row is not None:
-                log.write(row)
-            if main and (step % int(tc["ckpt_every"]) == 0 or step == end):
-                save_checkpoint(last_path, model, cfg, state_dict())
+        torch.manual_seed(int(run.tc["seed"]) + info.rank)  # distinct dropout/masking per rank
+    if info.is_main:
+        _announce(run, console)
+    log = RunLog(run_dir, enabled=info.is_main, resume_step=run.step if ckpt is not None else None,
+                 tensorboard=bool(run.tc["tensorboard"]))
+    global_batch = int(run.tc["batch_size"]) * info.world_size * max(1, int(run.tc["accumulate"]))
+    frames_per_step = global_batch * run.family.sample_frames(run.model, section(run.cfg, "data"))
+    end = int(run.tc["steps"]) if stop_after is None else min(int(run.tc["steps"]), int(stop_after))
+    start_step, t_start = run.step, time.perf_counter()
+    final_loss = _loop(run, end, frames_per_step, log, console, progress)
     distributed.barrier(info)
     log.close()
     elapsed = time.perf_counter() - t_start
-    fps = frames_per_step * (step - start_step) / max(elapsed, 1e-9)
+    best_path = run_dir / "best.ckpt"
     result = TrainResult(
-        run_dir=run_dir, step=step, last_checkpoint=last_path,
-        best_checkpoint=best_path if best_path.is_file() else None, final_loss=float(last_loss),
-        val_metric=metric_name, best_val=None if math.isinf(best_val) else best_val, frames_per_s=fps,
-        init_report=init_report, history=list(log.rows))
-    if main:
-        facts = {"steps": f"{step} / {total}", "final loss": result.final_loss,
-                 "global batch": int(tc["batch_size"]) * info.world_size * accumulate,
-                 "frames/s": fps, "time (s)": elapsed, "device": f"{dev} x {info.world_size}"}
-        if result.best_val is not None:
-            facts[f"best {metric_name}"] = result.best_val
-        facts["checkpoint"] = str(last_path)
-        console.print(summary_table(facts))
-    if val_cache is not None:
-        val_cache.close()
+        run_dir=run_dir, step=run.step, last_checkpoint=run_dir / "last.ckpt",
+        best_checkpoint=best_path if best_path.is_file() else None, final_loss=final_loss,
+        val_metric=run.metric_name, best_val=None if math.isinf(run.best_val) else run.best_val,
+        frames_per_s=frames_per_step * (run.step - start_step) / max(elapsed, 1e-9),
+        init_report=run.init_report, history=list(log.rows))
+    if info.is_main:
+        _summary(run, result, elapsed, global_batch, console)
+    if run.val_cache is not None:
+        run.val_cache.close()
     distributed.cleanup(info)
     return result

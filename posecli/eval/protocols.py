@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from posecli.data.augment import AUGMENT_DEFAULTS, detector_noise
-from posecli.data.cache import PoseCache, open_cache
-from posecli.errors import PoseCliError
-from posecli.options import check_range
 from posecli import metrics as M
+from posecli.data.cache import PoseCache, open_cache
+from posecli.engine.checkpoint import load_model
+from posecli.errors import PoseCliError
+from posecli.families.base import MAX_INPUT_NOISE, PredictOptions
+from posecli.options import check_range
 from posecli.skeleton import H36M_JOINTS, NUM_JOINTS, JointStatus
 
 PROTOCOLS: dict[str, tuple[str, str]] = {
@@ -40,14 +41,12 @@ PROTOCOLS: dict[str, tuple[str, str]] = {
     "pck2d": ("PCK@0.2", "%"),
     "pckh": ("PCKh@0.5", "%"),
 }
-PROTOCOLS_2D = ("pck2d", "pckh")
-DEFAULT_LIFTER = ("p1", "p2", "n", "vel", "pck", "auc")
-DEFAULT_IMAGE_3D = ("snm", "p1", "p2", "n", "pck", "pck2d", "pckh")
+PROTOCOLS_2D = ("pck2d", "pckh")          # scored against the labelled 2D
+PREDICTION_PROTOCOLS = ("p1", "p2", "n", "vel", "pck", "auc")   # a predictions NPZ's defaults
 H36M_TEST_SUBJECTS = ("S9", "S11")
 H36M_ACTION_ALIASES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
 PREDICTION_SKELETON = "h36m17"
 MAX_BATCH = 65_536                 # windows per forward pass
-MAX_INPUT_NOISE = 10.0             # x the training detector model
 # Predictions up to this size are scored exactly in float64 (squares of millimetres stay finite).
 MAX_PREDICTION_M = 1e100
 
@@ -120,62 +119,12 @@ def load_predictions(path: str | Path, num_frames: int) -> np.ndarray:
     return kp if kp.dtype == np.float64 else kp.astype(np.float32)
 
 
-NOISE_SEED = 0
-
-
-def noisy_input(kp2d: np.ndarray, conf: np.ndarray, level: float, rng: np.random.Generator
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Detector-like corruption of one sequence's 2D (pixels) for robustness tests.
-
-    `level` scales the training detector model (posecli.data.augment.detector_noise with
-    AUGMENT_DEFAULTS' jitter, swap, dropout and outlier rates; probabilities capped at 1): 0 is the
-    clean input, 1 the default detector model, 2 twice its jitter and failure rates. The jitter is
-    relative to each frame's person size, so pixels work as well as normalised coordinates.
-    """
-    check_range("input noise level", level, 0, MAX_INPUT_NOISE)
-    if level == 0:
-        return kp2d, conf
-    rates = {k: min(1.0, float(AUGMENT_DEFAULTS[k]) * level) for k in ("swap", "dropout", "outlier")}
-    return detector_noise(np.asarray(kp2d, np.float32), np.asarray(conf, np.float32), rng,
-                          jitter=float(AUGMENT_DEFAULTS["jitter"]) * level, **rates)
-
-
-def predict_cache(model, cache: PoseCache, sequences: Sequence[int], *, flip: bool = False,
-                  stride: int | None = None, batch_size: int = 64, device: str = "cpu",
-                  progress: Callable[[int], None] | None = None, input_noise: float = 0.0,
-                  noise_seed: int = NOISE_SEED) -> np.ndarray:
-    """Lift every selected sequence of the cache; [N, 17, 3] metres, NaN outside the selection.
-    `input_noise` > 0 corrupts the 2D first (`noisy_input`; sequence i draws from the generator
-    seeded (noise_seed, i), so the noise does not depend on which sequences are selected).
-    `progress(frames_done)` is called after each sequence."""
-    from posecli.predict import lift_sequence
-
-    out = np.full((cache.num_frames, NUM_JOINTS, 3), np.nan, dtype=np.float32)
-    for seq in sequences:
-        s0, n = int(cache.seq_start[seq]), int(cache.seq_length[seq])
-        sl = slice(s0, s0 + n)
-        kp2d, conf = noisy_input(np.asarray(cache.keypoints2d[sl]), np.asarray(cache.confidence[sl]),
-                                 input_noise, np.random.default_rng([int(noise_seed), int(seq)]))
-        out[sl] = lift_sequence(model, kp2d, conf, flip=flip, stride=stride, batch_size=batch_size,
-                                device=device)
-        if progress is not None:
-            progress(n)
-    return out
-
-
 @dataclass
 class EvalResult:
     """A finished evaluation: the JSON-ready report plus per-frame curves for the plots."""
 
     report: dict
     frame_error: dict[str, np.ndarray] = field(default_factory=dict)   # "subject/action/camera" -> [T] P1 mm
-
-
-def default_protocols(family: str, has3d: bool) -> list[str]:
-    """What `posecli eval` scores when --protocols is not given."""
-    if family == "image":
-        return list(DEFAULT_IMAGE_3D if has3d else PROTOCOLS_2D)
-    return list(DEFAULT_LIFTER)
 
 
 def _metric_values(pred_mm: np.ndarray | None, gt_mm: np.ndarray | None, p1: np.ndarray | None,
@@ -272,12 +221,9 @@ def _nothing_scored(protocols: list[str], counts: dict[str, int], predicted: int
     raise PoseCliError(f"nothing was scored for {names}: {why}", source.get("path"))
 
 
-def score(cache: PoseCache, pred_m: np.ndarray | None, sequences: Sequence[int], protocols: Sequence[str],
-          source: dict, worst: int = 3, *, pred2d: np.ndarray | None = None, every: int = 1) -> EvalResult:
-    """Score predictions [N, 17, 3] (metres) and/or 2D predictions [N, 17, 2] (pixels) against the
-    cache on the selected sequences, on every `every`-th frame of each, one sequence at a time.
-    An evaluation that counts no joint for a protocol is refused (`_nothing_scored`)."""
-    protocols = parse_protocols(protocols)
+def _check_scoring(cache: PoseCache, pred_m: np.ndarray | None, pred2d: np.ndarray | None,
+                   protocols: list[str], every: int) -> list[str]:
+    """The protocols that need 3D, after refusing what cannot be scored."""
     need3d = [k for k in protocols if k not in PROTOCOLS_2D]
     if need3d and cache.keypoints3d is None:
         raise PoseCliError("cache has no 3D ground truth (keypoints3d): eval needs a 3D cache, or 2D "
@@ -290,55 +236,54 @@ def score(cache: PoseCache, pred_m: np.ndarray | None, sequences: Sequence[int],
         raise PoseCliError(f"--every must be >= 1, got {every}")
     if every > 1 and "vel" in protocols:
         raise PoseCliError("MPJVE (vel) needs consecutive frames: drop it from --protocols or use --every 1")
-    sequences = list(sequences)
-    lengths = np.array([int(cache.seq_length[s]) for s in sequences], dtype=np.int64)
-    status_ok = cache.joint_status != JointStatus.MISSING
-    sums = _Sums(protocols, len(sequences))
-    p1_sum, p1_count = np.zeros(len(sequences)), np.zeros(len(sequences), dtype=np.int64)
-    frames_chosen = np.zeros(len(sequences), dtype=np.int64)
-    curves: list[np.ndarray | None] = [None] * len(sequences)
-    joints_missing = predictions_missing = predicted = 0
+    return need3d
 
-    for i, seq in enumerate(sequences):
-        s0, n = int(cache.seq_start[seq]), int(lengths[i])
-        sl = slice(s0, s0 + n)
-        chosen = np.arange(n) % every == 0
-        frames_chosen[i] = int(chosen.sum())
-        p1_err = pred_mm = gt_mm = None
-        valid = np.zeros((n, NUM_JOINTS), dtype=bool)
-        has_pred = np.zeros_like(valid)
-        if need3d:
-            gt_mm = np.asarray(cache.keypoints3d[sl], dtype=np.float64) * 1000.0
-            pred = np.asarray(pred_m[sl], dtype=np.float64)
-            has_pred = np.isfinite(pred).all(axis=-1) & np.isfinite(pred[:, :1]).all(axis=-1)
-            valid = has_pred & status_ok[None, :] & np.isfinite(gt_mm).all(axis=-1) & chosen[:, None]
-            pred_mm = np.nan_to_num(pred) * 1000.0
-            p1_err = M.mpjpe_errors(pred_mm, gt_mm)
-        gt2d = conf2d = valid2d = p2d = None
-        if pred2d is not None:
-            gt2d = np.asarray(cache.keypoints2d[sl], dtype=np.float64)
-            conf2d = np.asarray(cache.confidence[sl])
-            p2d = np.asarray(pred2d[sl], dtype=np.float64)
-            has2d = np.isfinite(p2d).all(axis=-1)
-            valid2d = has2d & (conf2d > 0) & chosen[:, None]
-            has_pred = has_pred | has2d
-            p2d = np.nan_to_num(p2d)
-        sums.add(i, _metric_values(pred_mm, gt_mm, p1_err, valid, np.array([0]), protocols, p2d, gt2d,
-                                   conf2d, valid2d))
-        scored = valid if need3d else valid2d
-        joints_missing += int((~scored & chosen[:, None]).sum())
-        predictions_missing += int((~has_pred & chosen[:, None]).sum())
-        predicted += int((has_pred & chosen[:, None]).sum())
-        if p1_err is not None:
-            masked = np.where(valid, p1_err, 0.0)
-            p1_sum[i], p1_count[i] = masked.sum(), int(valid.sum())
-            per_frame = valid.sum(axis=1)
-            curves[i] = np.where(per_frame > 0, masked.sum(axis=1) / np.maximum(per_frame, 1), np.nan)
 
-    totals = {k: int(v.sum()) for k, v in sums.seq_count.items()}
-    _nothing_scored(protocols, totals, predicted, int(frames_chosen.sum()) * NUM_JOINTS, source)
+@dataclass
+class _Sequence:
+    """One sequence's per-joint masks and Protocol 1 errors (None without 3D protocols)."""
 
-    h36m = is_h36m(cache)
+    chosen: np.ndarray                     # [T] frames scored (every k-th)
+    values: dict[str, tuple[np.ndarray, np.ndarray]]
+    scored: np.ndarray                     # [T, J] joints that count
+    has_pred: np.ndarray                   # [T, J] joints with a prediction
+    p1: np.ndarray | None = None           # [T, J] mm
+    valid3d: np.ndarray | None = None      # [T, J]
+
+
+def _score_sequence(cache: PoseCache, seq: int, pred_m: np.ndarray | None, pred2d: np.ndarray | None,
+                    protocols: list[str], need3d: bool, every: int) -> _Sequence:
+    """The per-joint values of every protocol on one sequence (float64, millimetres / pixels)."""
+    s0, n = int(cache.seq_start[seq]), int(cache.seq_length[seq])
+    sl = slice(s0, s0 + n)
+    chosen = np.arange(n) % every == 0
+    p1_err = pred_mm = gt_mm = None
+    valid = np.zeros((n, NUM_JOINTS), dtype=bool)
+    has_pred = np.zeros_like(valid)
+    if need3d:
+        gt_mm = np.asarray(cache.keypoints3d[sl], dtype=np.float64) * 1000.0
+        pred = np.asarray(pred_m[sl], dtype=np.float64)
+        has_pred = np.isfinite(pred).all(axis=-1) & np.isfinite(pred[:, :1]).all(axis=-1)
+        status_ok = cache.joint_status != JointStatus.MISSING
+        valid = has_pred & status_ok[None, :] & np.isfinite(gt_mm).all(axis=-1) & chosen[:, None]
+        pred_mm = np.nan_to_num(pred) * 1000.0
+        p1_err = M.mpjpe_errors(pred_mm, gt_mm)
+    gt2d = conf2d = valid2d = p2d = None
+    if pred2d is not None:
+        gt2d = np.asarray(cache.keypoints2d[sl], dtype=np.float64)
+        conf2d = np.asarray(cache.confidence[sl])
+        p2d = np.asarray(pred2d[sl], dtype=np.float64)
+        has2d = np.isfinite(p2d).all(axis=-1)
+        valid2d = has2d & (conf2d > 0) & chosen[:, None]
+        has_pred = has_pred | has2d
+        p2d = np.nan_to_num(p2d)
+    values = _metric_values(pred_mm, gt_mm, p1_err, valid, np.array([0]), protocols, p2d, gt2d, conf2d, valid2d)
+    return _Sequence(chosen, values, valid if need3d else valid2d, has_pred, p1_err, valid)
+
+
+def _group_tables(cache: PoseCache, sequences: list[int], sums: _Sums, frames_chosen: np.ndarray,
+                  h36m: bool) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
+    """The per action / subject / camera / joint tables, and each sequence's labels."""
     labels = {
         "action": [h36m_action(cache.action[s]) if h36m else cache.action[s] for s in sequences],
         "subject": [cache.subject[s] for s in sequences],
@@ -353,26 +298,59 @@ def score(cache: PoseCache, pred_m: np.ndarray | None, sequences: Sequence[int],
         tables[kind] = _table(names, frames, *sums.grouped(group_of_seq, len(names)))
     tables["joint"] = _table(list(H36M_JOINTS), np.full(NUM_JOINTS, int(frames_chosen.sum())),
                              sums.joint_sum, sums.joint_count)
+    return tables, labels
 
-    overall = {}
-    for key in protocols:
-        name, unit = PROTOCOLS[key]
-        overall[key] = {"name": name, "unit": unit, "value": float(sums.seq_sum[key].sum() / totals[key]),
-                        "count": totals[key]}
-    action_average = None
-    if h36m:
-        action_average = {k: float(np.nanmean([row[k] for row in tables["action"]])) for k in protocols}
 
-    worst_rows, frame_error = [], {}
-    if need3d:
-        seq_rows = [{"index": int(s), "subject": cache.subject[s], "action": cache.action[s],
-                     "camera": cache.camera[s], "frames": int(n),
-                     "p1": float(p1_sum[i] / p1_count[i]) if p1_count[i] else float("nan")}
-                    for i, (s, n) in enumerate(zip(sequences, lengths))]
-        worst_rows = sorted((r for r in seq_rows if np.isfinite(r["p1"])), key=lambda r: -r["p1"])[:worst]
-    for r in worst_rows:
-        frame_error[f"{r['subject']}/{r['action']}/{r['camera']}"] = curves[sequences.index(r["index"])]
+def _worst_sequences(cache: PoseCache, sequences: list[int], p1_sum: np.ndarray, p1_count: np.ndarray,
+                     curves: list[np.ndarray | None], worst: int) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """The `worst` sequences by Protocol 1 and their per-frame error curves."""
+    rows = [{"index": int(s), "subject": cache.subject[s], "action": cache.action[s], "camera": cache.camera[s],
+             "frames": int(cache.seq_length[s]), "p1": float(p1_sum[i] / p1_count[i]) if p1_count[i] else float("nan")}
+            for i, s in enumerate(sequences)]
+    worst_rows = sorted((r for r in rows if np.isfinite(r["p1"])), key=lambda r: -r["p1"])[:worst]
+    curve_of = {f"{r['subject']}/{r['action']}/{r['camera']}": curves[sequences.index(r["index"])]
+                for r in worst_rows}
+    return worst_rows, curve_of
 
+
+def score(cache: PoseCache, pred_m: np.ndarray | None, sequences: Sequence[int], protocols: Sequence[str],
+          source: dict, worst: int = 3, *, pred2d: np.ndarray | None = None, every: int = 1) -> EvalResult:
+    """Score predictions [N, 17, 3] (metres) and/or 2D predictions [N, 17, 2] (pixels) against the
+    cache on the selected sequences, on every `every`-th frame of each, one sequence at a time.
+    An evaluation that counts no joint for a protocol is refused (`_nothing_scored`)."""
+    protocols = parse_protocols(protocols)
+    need3d = _check_scoring(cache, pred_m, pred2d, protocols, every)
+    sequences = list(sequences)
+    sums = _Sums(protocols, len(sequences))
+    p1_sum, p1_count = np.zeros(len(sequences)), np.zeros(len(sequences), dtype=np.int64)
+    frames_chosen = np.zeros(len(sequences), dtype=np.int64)
+    curves: list[np.ndarray | None] = [None] * len(sequences)
+    joints_missing = predictions_missing = predicted = 0
+    for i, seq in enumerate(sequences):
+        one = _score_sequence(cache, seq, pred_m, pred2d, protocols, bool(need3d), every)
+        frames_chosen[i] = int(one.chosen.sum())
+        sums.add(i, one.values)
+        chosen = one.chosen[:, None]
+        joints_missing += int((~one.scored & chosen).sum())
+        predictions_missing += int((~one.has_pred & chosen).sum())
+        predicted += int((one.has_pred & chosen).sum())
+        if one.p1 is not None:
+            masked = np.where(one.valid3d, one.p1, 0.0)
+            p1_sum[i], p1_count[i] = masked.sum(), int(one.valid3d.sum())
+            per_frame = one.valid3d.sum(axis=1)
+            curves[i] = np.where(per_frame > 0, masked.sum(axis=1) / np.maximum(per_frame, 1), np.nan)
+    totals = {k: int(v.sum()) for k, v in sums.seq_count.items()}
+    _nothing_scored(protocols, totals, predicted, int(frames_chosen.sum()) * NUM_JOINTS, source)
+
+    h36m = is_h36m(cache)
+    tables, labels = _group_tables(cache, sequences, sums, frames_chosen, h36m)
+    overall = {key: {"name": PROTOCOLS[key][0], "unit": PROTOCOLS[key][1],
+                     "value": float(sums.seq_sum[key].sum() / totals[key]), "count": totals[key]}
+               for key in protocols}
+    action_average = ({k: float(np.nanmean([row[k] for row in tables["action"]])) for k in protocols}
+                      if h36m else None)
+    worst_rows, frame_error = (_worst_sequences(cache, sequences, p1_sum, p1_count, curves, worst)
+                               if need3d else ([], {}))
     report = {
         "source": source,
         "data": {"path": str(cache.path), "dataset": cache.dataset, "split": str(cache.attrs.get("split", "")),
@@ -389,7 +367,7 @@ def score(cache: PoseCache, pred_m: np.ndarray | None, sequences: Sequence[int],
     return EvalResult(report, frame_error)
 
 
-def evaluate_predictions(predictions: str | Path, data: str | Path, *, protocols: Sequence[str] = DEFAULT_LIFTER,
+def evaluate_predictions(predictions: str | Path, data: str | Path, *, protocols: Sequence[str] = PREDICTION_PROTOCOLS,
                          subjects: Sequence[str] | None = None, every: int = 1) -> EvalResult:
     """Evaluate a predictions NPZ (docs/evaluation.md) against a 3D cache."""
     with open_cache(data, in_memory=False) as cache:
@@ -404,85 +382,28 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, protocols: 
                         batch_size: int = 64, device: str = "cpu", every: int = 1,
                         progress: Callable[[int, int], None] | None = None,
                         input_noise: float = 0.0) -> EvalResult:
-    """Evaluate a checkpoint (or bundled model name) on a cache: a lifter lifts the cache's 2D
-    (corrupted first when `input_noise` > 0, see predict_cache), an image-family model predicts
-    from its crops (evaluate_image_checkpoint). `protocols` None = default_protocols.
-    `progress(frames_done, frames_total)` reports progress."""
-    from posecli.predict_image import checkpoint_family
-
+    """Evaluate a checkpoint (or bundled model name) on a cache: its family predicts the selected
+    sequences (a lifter lifts the cache's 2D, corrupted first when `input_noise` > 0; an image model
+    predicts from the crops) and the predictions are scored. `protocols` None = the family's
+    defaults. `progress(frames_done, frames_total)` reports progress."""
     check_range("--batch-size", batch_size, 1, MAX_BATCH, integer=True)
     check_range("--input-noise", input_noise, 0, MAX_INPUT_NOISE)
     check_range("--every", every, 1, integer=True)
     if stride is not None:
         check_range("--stride", stride, 1, integer=True)
-    if checkpoint_family(checkpoint) == "image":
-        if input_noise:
-            raise PoseCliError("--input-noise corrupts a lifter's 2D input; an image model reads pixels",
-                               checkpoint)
-        return evaluate_image_checkpoint(checkpoint, data, protocols=protocols, subjects=subjects, flip=flip,
-                                         batch_size=batch_size, device=device, every=every, progress=progress)
-    from posecli.engine.checkpoint import load_model
-
-    protocols = default_protocols("lifter", True) if protocols is None else protocols
+    options = PredictOptions(flip=flip, stride=stride, batch_size=batch_size, device=device, every=every,
+                             input_noise=input_noise, progress=progress)
     with open_cache(data, in_memory=False) as cache:
-        if cache.keypoints3d is None:
-            raise PoseCliError("cache has no 3D ground truth (keypoints3d): eval needs a 3D cache", cache.path)
-        sequences = select_sequences(cache, subjects)
-        model, meta = load_model(checkpoint, device=device)
+        model, meta = loaded = load_model(checkpoint, device=device)
+        family = loaded.family
+        family.check_predict_options(options, checkpoint)
+        family.check_eval_cache(cache)
         if meta.get("skeleton", PREDICTION_SKELETON) != PREDICTION_SKELETON:
             raise PoseCliError(f"model predicts skeleton '{meta['skeleton']}', eval needs "
                                f"'{PREDICTION_SKELETON}'", checkpoint)
-        total = int(sum(cache.seq_length[s] for s in sequences))
-        done = [0]
-
-        def step(n: int) -> None:
-            done[0] += n
-            if progress is not None:
-                progress(done[0], total)
-
-        pred = predict_cache(model, cache, sequences, flip=flip, stride=stride, batch_size=batch_size,
-                             device=device, progress=step, input_noise=input_noise)
-        source = {"kind": "checkpoint", "path": str(checkpoint), "flip": flip, "stride": stride,
-                  "input_noise": input_noise,
-                  "model": meta.get("config", {}).get("model", {}), "step": meta.get("step")}
-        return score(cache, pred, sequences, protocols, source, every=every)
-
-
-def evaluate_image_checkpoint(checkpoint: str | Path, data: str | Path, *, protocols: Sequence[str] | None = None,
-                              subjects: Sequence[str] | None = None, flip: bool = False, batch_size: int = 64,
-                              device: str = "cpu", every: int = 1,
-                              progress: Callable[[int, int], None] | None = None) -> EvalResult:
-    """An image-family checkpoint on a cache with crops: each chosen frame's crop is predicted
-    (with the flip test when `flip`), 2D mapped back to image pixels through the crop's affine."""
-    from posecli.data.image_cache import ImageStore
-    from posecli.predict_image import load_image_model, predict_frames
-
-    with open_cache(data, in_memory=False) as cache:
-        if not cache.has_images:
-            raise PoseCliError("cache has no image crops, which an image-family model needs: prepare it "
-                               "with --images DIR", cache.path)
-        protocols = default_protocols("image", cache.has3d) if protocols is None else protocols
         sequences = select_sequences(cache, subjects)
-        frames = np.concatenate([cache.seq_start[s] + np.arange(0, cache.seq_length[s], max(1, every))
-                                 for s in sequences])
-        model, meta = load_image_model(checkpoint, device=device)
-        done = [0]
-
-        def step(n: int) -> None:
-            done[0] += n
-            if progress is not None:
-                progress(done[0], len(frames))
-
-        store = ImageStore(cache.path)
-        try:
-            out = predict_frames(model, store, frames, flip=flip, batch_size=batch_size, device=device,
-                                 progress=step)
-        finally:
-            store.close()
-        pred3d = np.full((cache.num_frames, NUM_JOINTS, 3), np.nan, dtype=np.float32)
-        pred2d = np.full((cache.num_frames, NUM_JOINTS, 2), np.nan, dtype=np.float32)
-        pred3d[frames], pred2d[frames] = out["keypoints3d"], out["keypoints2d"]
-        source = {"kind": "checkpoint", "path": str(checkpoint), "flip": flip, "family": "image",
+        pred = family.predict_cache(model, cache, sequences, options)
+        source = {"kind": "checkpoint", "path": str(checkpoint), **pred.source,
                   "model": meta.get("config", {}).get("model", {}), "step": meta.get("step")}
-        return score(cache, pred3d if cache.has3d else None, sequences, protocols, source, pred2d=pred2d,
-                     every=every)
+        protocols = family.default_protocols(cache.has3d) if protocols is None else protocols
+        return score(cache, pred.keypoints3d, sequences, protocols, source, pred2d=pred.keypoints2d, every=every)

@@ -22,7 +22,7 @@ from posecli.infer.outputs import PoseSequence
 from posecli.infer.smooth import smooth_sequence
 from posecli.infer.track import Tracks
 from posecli.infer.video import iter_frames
-from posecli.predict_image import predict_crops
+from posecli.families.image.predict import predict_crops
 from posecli.skeleton import NUM_JOINTS
 
 if TYPE_CHECKING:

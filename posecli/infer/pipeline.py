@@ -117,14 +117,14 @@ def load_infer_model(checkpoint: str | Path, family: str = "auto", device: str =
     auto when the checkpoint holds one)."""
     if family not in MODEL_FAMILIES:
         raise PoseCliError(f"unknown --model '{family}' (known: {', '.join(MODEL_FAMILIES)})")
-    from posecli.predict_image import checkpoint_family
+    from posecli.engine.checkpoint import checkpoint_family
 
     found = checkpoint_family(checkpoint)
     if family == "image" and found != "image":
         raise PoseCliError("--model image needs an image-family checkpoint (--checkpoint FILE from "
                            "`posecli pretrain/finetune --preset ...-image-...`)", checkpoint)
     if found == "image" and family != "lifter":
-        from posecli.predict_image import load_image_model
+        from posecli.engine.checkpoint import load_image_model
 
         return load_image_model(checkpoint, device)[0]
     return load_lifter(checkpoint, device)
@@ -180,7 +180,7 @@ def track_people(detections: list[list[Detection]], fps: float, options: InferOp
 def lift_tracks(tracks: Tracks, fps: float, image_size: tuple[int, int], model: nn.Module,
                 options: InferOptions, progress: "_Stages | None" = None) -> PoseSequence:
     """Bridge gaps, smooth and lift every contiguous run of every track."""
-    from posecli.predict import lift_sequence
+    from posecli.families.lifter.predict import lift_sequence
 
     progress = progress if progress is not None else _Stages(None)
     f, p = tracks.num_frames, tracks.num_tracks

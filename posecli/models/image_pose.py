@@ -147,14 +147,15 @@ def pose_from_prediction(uv_heatmap: torch.Tensor, depth: torch.Tensor, heatmap_
 
 
 def build(cfg: dict) -> ImagePoseModel:
-    """The registry's entry point (posecli.models.build_model validated the keys)."""
-    if int(cfg.get("window", 1)) != 1:
+    """The registry's entry point: a complete `model:` section (posecli.models.build_model validated
+    and filled it)."""
+    if int(cfg["window"]) != 1:
         raise ValueError("the image family sees one crop per call: model.window must be 1")
-    pretrained = cfg.get("pretrained")
+    pretrained = cfg["pretrained"]
     return ImagePoseModel(
-        backbone=cfg.get("backbone") or SIZE_BACKBONE[cfg.get("size", "s")],
+        backbone=cfg["backbone"] or SIZE_BACKBONE[cfg["size"]],
         pretrained=None if pretrained in (None, "", "none", False) else str(pretrained),
-        width=int(cfg.get("width", 64)), deconv_channels=int(cfg.get("deconv_channels", 256)),
-        input_size=int(cfg.get("input_size", 256)), decode=cfg.get("decode", "argmax"),
-        beta=float(cfg.get("beta", 1.0)), flip_test=bool(cfg.get("flip_test", True)),
+        width=int(cfg["width"]), deconv_channels=int(cfg["deconv_channels"]),
+        input_size=int(cfg["input_size"]), decode=cfg["decode"],
+        beta=float(cfg["beta"]), flip_test=bool(cfg["flip_test"]),
     )

@@ -111,10 +111,10 @@ def _init_weights(module: nn.Module) -> None:
 
 
 def build(cfg: dict) -> STFormer:
-    """Build from a preset's `model:` section: size picks dim/depth/heads, explicit keys override."""
-    params = dict(SIZES[cfg.get("size", "s")])
+    """Build from a complete `model:` section (posecli.models fills it): size picks dim/depth/heads,
+    explicit keys override."""
+    params = dict(SIZES[cfg["size"]])
     for key in ("dim", "depth", "heads", "mlp_ratio"):
-        if key in cfg:
+        if cfg[key] is not None:
             params[key] = cfg[key]
-    return STFormer(window=int(cfg.get("window", MAX_WINDOW)), dropout=float(cfg.get("dropout", 0.0)),
-                    **params)
+    return STFormer(window=int(cfg["window"]), dropout=float(cfg["dropout"]), **params)

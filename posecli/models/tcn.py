@@ -76,7 +76,9 @@ class TCN(nn.Module):
 
 
 def build(cfg: dict) -> TCN:
-    """Build from a preset's `model:` section: window picks the widths, size the channels."""
-    widths = tuple(cfg["filter_widths"]) if "filter_widths" in cfg else filter_widths_for(int(cfg.get("window", 243)))
-    channels = int(cfg.get("channels", CHANNELS[cfg.get("size", "l")]))
-    return TCN(widths, channels=channels, dropout=float(cfg.get("dropout", 0.25)))
+    """Build from a complete `model:` section (posecli.models fills it): window picks the widths,
+    size the channels; explicit filter_widths / channels override them."""
+    given = cfg["filter_widths"]
+    widths = tuple(given) if given is not None else filter_widths_for(int(cfg["window"]))
+    channels = int(cfg["channels"] if cfg["channels"] is not None else CHANNELS[cfg["size"]])
+    return TCN(widths, channels=channels, dropout=float(cfg["dropout"]))

@@ -1,4 +1,5 @@
-"""Whole-sequence 3D prediction with a lifter: the one code path shared by `eval` and `infer`.
+"""Whole-sequence 3D prediction with a lifter: the one code path shared by validation, `eval` and
+`infer` (predict_cache is eval's loop over a cache, with optional detector-like input noise).
 
 A model sees `model.window` frames at a time, exactly as in training: each window is cut from the
 sequence (indices clipped to the sequence, i.e. edge padding), normalised on its own with
@@ -22,13 +23,18 @@ left/right joints swapped), mirrors the 3D result back and averages the two.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from posecli.data.augment import AUGMENT_DEFAULTS, detector_noise
+from posecli.data.cache import PoseCache
 from posecli.data.normalize import normalize_window
 from posecli.device import select_device
+from posecli.families.base import MAX_INPUT_NOISE
+from posecli.models import eval_mode
 from posecli.options import check_range
 from posecli.skeleton import H36M_FLIP_PERM, NUM_JOINTS
 
@@ -124,14 +130,10 @@ def lift_sequence(model: torch.nn.Module, keypoints2d: np.ndarray, confidence: n
     if num_frames == 0:
         return np.zeros((0, NUM_JOINTS, 3), dtype=np.float32)
     dev = select_device(device)
-    was_training = model.training
-    model.to(dev).eval()
-    try:
+    with eval_mode(model.to(dev)):
         shrink = output_shrink(model, dev)
         plan = window_plan(num_frames, int(model.window), shrink + 1, stride)
         outputs = _run_windows(model, window_inputs(kp, conf, plan)[0], flip, batch_size, dev)
-    finally:
-        model.train(was_training)
 
     total = np.zeros((num_frames + plan.out_len, NUM_JOINTS, 3), dtype=np.float64)
     weight = np.zeros(num_frames + plan.out_len, dtype=np.float64)
@@ -171,3 +173,44 @@ def _run_windows(model: torch.nn.Module, inputs: np.ndarray, flip: bool, batch_s
                 pose = (pose + unflip_pose3d(model(flip_input(x))["pose3d"])) / 2
             chunks.append(pose.double().cpu().numpy())
     return np.concatenate(chunks)
+
+
+NOISE_SEED = 0
+
+
+def noisy_input(kp2d: np.ndarray, conf: np.ndarray, level: float, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Detector-like corruption of one sequence's 2D (pixels) for robustness tests.
+
+    `level` scales the training detector model (posecli.data.augment.detector_noise with
+    AUGMENT_DEFAULTS' jitter, swap, dropout and outlier rates; probabilities capped at 1): 0 is the
+    clean input, 1 the default detector model, 2 twice its jitter and failure rates. The jitter is
+    relative to each frame's person size, so pixels work as well as normalised coordinates.
+    """
+    check_range("input noise level", level, 0, MAX_INPUT_NOISE)
+    if level == 0:
+        return kp2d, conf
+    rates = {k: min(1.0, float(AUGMENT_DEFAULTS[k]) * level) for k in ("swap", "dropout", "outlier")}
+    return detector_noise(np.asarray(kp2d, np.float32), np.asarray(conf, np.float32), rng,
+                          jitter=float(AUGMENT_DEFAULTS["jitter"]) * level, **rates)
+
+
+def predict_cache(model, cache: PoseCache, sequences: Sequence[int], *, flip: bool = False,
+                  stride: int | None = None, batch_size: int = 64, device: str = "cpu",
+                  progress: Callable[[int], None] | None = None, input_noise: float = 0.0,
+                  noise_seed: int = NOISE_SEED) -> np.ndarray:
+    """Lift every selected sequence of the cache; [N, 17, 3] metres, NaN outside the selection.
+    `input_noise` > 0 corrupts the 2D first (`noisy_input`; sequence i draws from the generator
+    seeded (noise_seed, i), so the noise does not depend on which sequences are selected).
+    `progress(frames_done)` is called after each sequence."""
+    out = np.full((cache.num_frames, NUM_JOINTS, 3), np.nan, dtype=np.float32)
+    for seq in sequences:
+        s0, n = int(cache.seq_start[seq]), int(cache.seq_length[seq])
+        sl = slice(s0, s0 + n)
+        kp2d, conf = noisy_input(np.asarray(cache.keypoints2d[sl]), np.asarray(cache.confidence[sl]),
+                                 input_noise, np.random.default_rng([int(noise_seed), int(seq)]))
+        out[sl] = lift_sequence(model, kp2d, conf, flip=flip, stride=stride, batch_size=batch_size,
+                                device=device)
+        if progress is not None:
+            progress(n)
+    return out

@@ -1,8 +1,8 @@
 """Training samples for the image family: an augmented person crop with its heatmap and 3D targets.
 
 Sampling is the lifter's (posecli.data.windows.WindowDataset with one-frame windows: a cache by
-weight, a frame uniformly, all a pure function of seed + index); only the sample differs. Each
-sample is a dict of tensors:
+weight, a frame uniformly, all a pure function of seed + index; `data.fraction` keeps a share of the
+3D takes the same way); only the sample differs. Each sample is a dict of tensors:
 - `image` float32 [3, S, S] RGB in [0, 1] (the model normalises);
 - `heatmap_target` float32 [17, S/4, S/4] Gaussians at the joints (0 maps for missing joints);
 - `target2d` float32 [17, 2] joint positions in *heatmap pixels*;
@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from posecli.data import crops as cr
 from posecli.data.image_cache import ImageStore
-from posecli.data.windows import WindowBatchSampler, WindowDataset
+from posecli.data.windows import WindowDataset, window_loader
 from posecli.errors import PoseCliError
 from posecli.models.heatmaps import crop_to_heatmap, render_heatmaps
 from posecli.models.image_pose import STRIDE
@@ -51,8 +51,10 @@ class ImageDataset(WindowDataset):
     """Augmented crops from caches with an image group (see module docstring for the sample)."""
 
     def __init__(self, sources: list[dict], augment: dict | None, *, split_seed: int, length: int | None = None,
-                 input_size: int = 256, sigma: float = 2.0, train: bool = True):
-        super().__init__(sources, 1, None, split_seed=split_seed, length=length)
+                 input_size: int = 256, sigma: float = 2.0, train: bool = True, fraction: float = 1.0,
+                 fraction_seed: int = 0):
+        super().__init__(sources, 1, None, split_seed=split_seed, length=length, fraction=fraction,
+                         fraction_seed=fraction_seed)
         self.image_augment = check_image_augment(augment, train)
         self.input_size, self.sigma, self.train = int(input_size), float(sigma), bool(train)
         self.heatmap_size = self.input_size // STRIDE
@@ -111,7 +113,7 @@ def build_image_dataloader(data_cfg: dict, input_size: int, batch_size: int, see
     """DataLoader of augmented crops for one rank (the image family's build_dataloader)."""
     dataset = ImageDataset(data_cfg.get("sources") or [], data_cfg.get("augment"), split_seed=seed,
                            length=data_cfg.get("epoch_length"), input_size=input_size,
-                           sigma=float(data_cfg.get("sigma", 2.0)), train=train)
-    sampler = WindowBatchSampler(len(dataset), batch_size, rank=rank, world_size=world_size)
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
-                      persistent_workers=num_workers > 0)
+                           sigma=float(data_cfg.get("sigma", 2.0)), train=train,
+                           fraction=float(data_cfg.get("fraction", 1.0)),
+                           fraction_seed=int(data_cfg.get("fraction_seed", 0)))
+    return window_loader(dataset, batch_size, rank=rank, world_size=world_size, num_workers=num_workers)

@@ -12,7 +12,7 @@ Terms (the preset's `objective:` section; weight 0 = off):
            (legs, arms, hips, shoulders) the lengths of the 3D pose (labelled 2D + predicted
            depth), each times its mean-length ratio, should be equal; the loss is their variance.
 Depth is read from the depth maps at the labelled 2D position (decode: argmax) or as the softmax
-average (decode: soft_argmax). Batches come from posecli.data.image_windows.
+average (decode: soft_argmax). Batches come from posecli.families.image.windows.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from posecli.engine.objectives import weighted_mean
 from posecli.errors import PoseCliError
+from posecli.families.losses import weighted_mean
+from posecli.geometry import bone_mask, bone_vectors
 from posecli.models.heatmaps import DECODERS, sample_maps, soft_argmax
-from posecli.skeleton import H36M_BONES
 
 DEFAULTS: dict[str, float | str] = {"heatmap": 1.0, "coord": 0.0, "depth": 0.0, "varloss": 0.0,
                                     "decode": "argmax", "beta": 1.0}
@@ -44,10 +44,9 @@ def depth_target(target2d: torch.Tensor, target3d: torch.Tensor, conf: torch.Ten
                  ) -> torch.Tensor:
     """Per-joint depth targets [B, J]: root-relative z times (2D bone length sum / 3D x-y bone
     length sum) over bones with both joints labelled, divided by heatmap_size / 2."""
-    a, b = (torch.tensor(idx, device=target2d.device) for idx in zip(*H36M_BONES))
-    valid = (conf[:, a] > 0) & (conf[:, b] > 0)
-    len2d = ((target2d[:, a] - target2d[:, b]).norm(dim=-1) * valid).sum(dim=1)
-    len3d = ((target3d[:, a, :2] - target3d[:, b, :2]).norm(dim=-1) * valid).sum(dim=1)
+    valid = bone_mask(conf > 0)
+    len2d = (bone_vectors(target2d).norm(dim=-1) * valid).sum(dim=1)
+    len3d = (bone_vectors(target3d[..., :2]).norm(dim=-1) * valid).sum(dim=1)
     scale = len2d / len3d.clamp_min(1e-8)
     return target3d[..., 2] * (scale / (heatmap_size / 2))[:, None]
 
@@ -56,10 +55,9 @@ def var_loss(xyz: torch.Tensor, conf: torch.Tensor) -> torch.Tensor:
     """Zhou et al.'s bone-length variance per sample [B] for poses [B, J, 3] (labelled bones only)."""
     total = xyz.new_zeros(xyz.shape[0])
     for bones, weights in VAR_GROUPS:
-        a, b = (torch.tensor(i, device=xyz.device) for i in zip(*bones))
         w = torch.tensor(weights, device=xyz.device, dtype=xyz.dtype)
-        valid = ((conf[:, a] > 0) & (conf[:, b] > 0)).to(xyz.dtype)
-        length = (xyz[:, a] - xyz[:, b]).norm(dim=-1) * w
+        valid = bone_mask(conf > 0, bones).to(xyz.dtype)
+        length = bone_vectors(xyz, bones).norm(dim=-1) * w
         num = valid.sum(dim=1)
         mean = (length * valid).sum(dim=1) / num.clamp_min(1.0)
         total = total + (valid * (length - mean[:, None]) ** 2).sum(dim=1) / 2 / num.clamp_min(1.0)

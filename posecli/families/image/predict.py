@@ -1,8 +1,9 @@
 """Prediction with an image-family model: person crops -> 2D in image pixels + root-relative 3D.
 
-The image family's counterpart of posecli.predict (the lifter's): eval, validation and infer all
+The image family's counterpart of posecli.families.lifter.predict: eval, validation and infer all
 call `predict_crops`, so they cannot disagree on resizing, flip test or the mapping back to the
-photo. 2D comes back through each crop's crop -> image affine. 3D comes from the heatmap position
+photo. 2D comes back through each crop's crop -> image affine. `predict_cache` is eval's loop over the
+crops of a cache. 3D comes from the heatmap position
 and per-joint depth (posecli.models.image_pose.pose_from_prediction), whose scale a single crop
 cannot know; it is turned into metres by giving the pose the bone-length sum of a typical adult
 (REFERENCE_BONES_M). Scale-normalised MPJPE (the study's figure) does not depend on that choice.
@@ -11,18 +12,18 @@ cannot know; it is turned into metres by giving the pose the bone-length sum of 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from posecli.data import crops as cr
+from posecli.data.cache import PoseCache
 from posecli.data.image_cache import ImageStore
-from posecli.data.image_windows import resize_transform
 from posecli.device import select_device
-from posecli.errors import PoseCliError
+from posecli.families.image.windows import resize_transform
+from posecli.geometry import bone_lengths
+from posecli.models import eval_mode
 from posecli.models.heatmaps import crop_to_heatmap
 from posecli.models.image_pose import pose_from_prediction
 from posecli.skeleton import H36M_BONES, NUM_JOINTS
@@ -37,52 +38,13 @@ assert len(REFERENCE_BONES_M) == len(H36M_BONES)
 
 def bone_length_sum(pose: np.ndarray) -> np.ndarray:
     """Sum of the H36M bone lengths of poses [..., 17, D] -> [...]."""
-    a, b = (np.array(i) for i in zip(*H36M_BONES))
-    return np.linalg.norm(pose[..., a, :] - pose[..., b, :], axis=-1).sum(axis=-1)
+    return bone_lengths(pose).sum(axis=-1)
 
 
 def to_metres(pose: np.ndarray) -> np.ndarray:
     """Root-relative poses [..., 17, 3] in any unit -> metres, with REFERENCE_BONES_M's bone sum."""
     total = bone_length_sum(pose)
     return pose * (REFERENCE_BONES_M.sum() / np.maximum(total, 1e-9))[..., None, None]
-
-
-def checkpoint_family(checkpoint: str | Path) -> str:
-    """'image' or 'lifter' for a checkpoint file; bundled model names are lifters."""
-    from posecli.engine.checkpoint import load_checkpoint
-
-    path = Path(checkpoint)
-    if not path.is_file():
-        return "lifter"
-    if path.suffix == ".safetensors":            # a bundle: its JSON says (load_model reports damage)
-        import json
-
-        try:
-            return str(json.loads(path.with_suffix(".json").read_text(encoding="utf-8")).get("family", "lifter"))
-        except (OSError, ValueError, AttributeError):
-            return "lifter"
-    return str(load_checkpoint(path).get("family", "lifter"))
-
-
-def load_image_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """An image-family checkpoint as an eval-mode model plus its metadata. The backbone's ImageNet
-    initialisation is skipped (the checkpoint holds every weight), so the optional package that
-    ships those weights is not needed to run a trained model."""
-    from posecli.config import section
-    from posecli.engine.checkpoint import checkpoint_meta, load_checkpoint
-    from posecli.models import build_model
-
-    ckpt = load_checkpoint(checkpoint)
-    meta = checkpoint_meta(ckpt)
-    if meta["family"] != "image":
-        raise PoseCliError(f"checkpoint holds a '{meta['family']}' model, not an image-family model", checkpoint)
-    model = build_model({**section(meta["config"], "model"), "pretrained": None})
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        raise PoseCliError(f"weights do not fit the model its config describes "
-                           f"({str(exc).splitlines()[0]})", checkpoint) from None
-    return model.to(select_device(device)).eval(), meta
 
 
 def _inputs(crops: Sequence[np.ndarray], affines: np.ndarray, input_size: int) -> tuple[torch.Tensor, np.ndarray]:
@@ -110,13 +72,9 @@ def predict_crops(model: nn.Module, crops: Sequence[np.ndarray], affines: np.nda
     root-relative metres (typical adult size, see module docstring). `flip` None = the model's
     flip_test setting."""
     dev = select_device(device)
-    was_training = model.training
-    model.to(dev).eval()
-    try:
+    with eval_mode(model.to(dev)):
         batch, to_image = _inputs(crops, np.asarray(affines, dtype=np.float64), int(model.input_size))
         out = model.predict(batch.to(dev), flip=flip)
-    finally:
-        model.train(was_training)
     uv_crop = out["uv"].double().cpu().numpy()
     uv_heat = crop_to_heatmap(uv_crop, model.stride)
     pose = pose_from_prediction(torch.from_numpy(uv_heat), out["depth"].double().cpu(), model.heatmap_size).numpy()
@@ -142,3 +100,21 @@ def predict_frames(model: nn.Module, store: ImageStore, frames: Sequence[int], *
         return {"keypoints2d": np.zeros((0, NUM_JOINTS, 2), np.float32), "score": np.zeros((0, NUM_JOINTS), np.float32),
                 "keypoints3d": np.zeros((0, NUM_JOINTS, 3), np.float32)}
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def sequence_frames(cache: PoseCache, sequences: Sequence[int], every: int = 1) -> np.ndarray:
+    """Cache frame indices of every `every`-th frame of each chosen sequence, in order."""
+    return np.concatenate([cache.seq_start[s] + np.arange(0, cache.seq_length[s], max(1, every))
+                           for s in sequences])
+
+
+def predict_cache_frames(model: nn.Module, cache: PoseCache, frames: Sequence[int], *, flip: bool | None = None,
+                         batch_size: int = 32, device: str | torch.device = "cpu",
+                         progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """predict_frames over the crops of a cache (its image group opened for the call)."""
+    store = ImageStore(cache.path)
+    try:
+        return predict_frames(model, store, frames, flip=flip, batch_size=batch_size, device=device,
+                              progress=progress)
+    finally:
+        store.close()

@@ -22,6 +22,8 @@ from torch import nn
 
 from posecli.data.normalize import MIN_SCALE
 from posecli.errors import PoseCliError
+from posecli.families.losses import weighted_mean
+from posecli.geometry import bone_mask, bone_vectors
 from posecli.skeleton import H36M_BONES, H36M_FLIP_PERM
 
 DEFAULTS: dict[str, float] = {
@@ -49,11 +51,6 @@ def crop_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
     """Centre `frames` frames of [B, T, ...] (what a valid-convolution model predicts)."""
     offset = (x.shape[1] - frames) // 2
     return x[:, offset:offset + frames]
-
-
-def weighted_mean(err: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Mean of `err` over entries with weight 1; 0 (still in the graph) when there are none."""
-    return (err * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 def normalize_window_torch(kp2d: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -97,15 +94,8 @@ def random_rotations(n: int, max_elev_deg: float, device: torch.device) -> torch
 
 
 def bone_lengths(pose: torch.Tensor, bones: list[tuple[int, int]]) -> torch.Tensor:
-    """[..., J, 3] -> [..., len(bones)] lengths."""
-    a, b = zip(*bones)
-    return (pose[..., list(a), :] - pose[..., list(b), :]).norm(dim=-1)
-
-
-def bone_weights(w: torch.Tensor, bones: list[tuple[int, int]]) -> torch.Tensor:
-    """[..., J] joint weights -> [..., len(bones)]: a bone counts when both its ends do."""
-    a, b = zip(*bones)
-    return w[..., list(a)] * w[..., list(b)]
+    """[..., J, 3] -> [..., len(bones)] lengths (differentiable)."""
+    return bone_vectors(pose, bones).norm(dim=-1)
 
 
 class Objective:
@@ -172,7 +162,7 @@ class Objective:
         if self.cfg["bone"] > 0:
             bones = list(H36M_BONES)
             err = (bone_lengths(pred, bones) - bone_lengths(target, bones)).abs()
-            terms["bone"] = weighted_mean(err, bone_weights(w3, bones))
+            terms["bone"] = weighted_mean(err, bone_mask(w3, bones))
         if self.cfg["mpjpe2d"] > 0:
             tgt2d = crop_frames(batch["target2d"], t_out)
             terms["mpjpe2d"] = weighted_mean((out["pose2d"] - tgt2d).norm(dim=-1), valid.float())
@@ -189,7 +179,7 @@ class Objective:
         reproj = weighted_mean((s * pose3d[..., :2] + t - u).norm(dim=-1), w)
         pairs = SYMMETRIC_BONES
         left, right = [p[0] for p in pairs], [p[1] for p in pairs]
-        ws = bone_weights(w, left) * bone_weights(w, right)
+        ws = bone_mask(w, left) * bone_mask(w, right)
         symmetry = weighted_mean((bone_lengths(pose3d, left) - bone_lengths(pose3d, right)).abs(), ws)
         logs.update(lifting_reproj=float(reproj.detach()), lifting_symmetry=float(symmetry.detach()))
         total = reproj + self.cfg["lifting_symmetry"] * symmetry
