@@ -9,6 +9,7 @@ no-op, or minutes of work and gigabytes of memory.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from posecli.errors import PoseCliError
@@ -37,3 +38,12 @@ def check_range(name: str, value: Any, lo: float | None = None, hi: float | None
     if not ok:
         raise PoseCliError(f"{name} must be {_describe(lo, hi, lo_open, integer)}, got {value!r}", source)
     return int(value) if integer else value
+
+
+def refuse_unknown(given: Iterable[str], known: Iterable[str], what: str) -> None:
+    """One PoseCliError naming the first (sorted) key of `given` that is not `known`, and the known
+    ones: "{what} 'key' (known: a, b)"."""
+    known = list(known)
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise PoseCliError(f"{what} '{unknown[0]}' (known: {', '.join(known)})")

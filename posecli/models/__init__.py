@@ -20,6 +20,7 @@ from typing import Any
 from torch import nn
 
 from posecli.errors import PoseCliError
+from posecli.options import refuse_unknown
 
 SIZES = ("xs", "s", "m", "l")
 # keys every model takes: size picks the architecture, window the frames per call
@@ -55,10 +56,7 @@ def build_model(cfg: dict) -> nn.Module:
         raise PoseCliError(f"unknown model '{name}' (known: {', '.join(MODELS)})")
     module_name, options = MODELS[name]
     given = {k: v for k, v in cfg.items() if v is not None and k != "name"}
-    unknown = sorted(set(given) - set(options))
-    if unknown:
-        raise PoseCliError(f"model '{name}' has no option '{unknown[0]}' "
-                           f"(known: {', '.join(sorted({'name', *options}))})")
+    refuse_unknown(given, sorted({"name", *options}), f"model '{name}' has no option")
     full = {**options, **given}
     if full["size"] not in SIZES:
         raise PoseCliError(f"unknown model size '{full['size']}' (known: {', '.join(SIZES)})")

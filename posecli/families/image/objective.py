@@ -23,6 +23,7 @@ from torch import nn
 from posecli.errors import PoseCliError
 from posecli.families.losses import weighted_mean
 from posecli.geometry import bone_mask, bone_vectors
+from posecli.options import refuse_unknown
 from posecli.models.heatmaps import DECODERS, sample_maps, soft_argmax
 
 DEFAULTS: dict[str, float | str] = {"heatmap": 1.0, "coord": 0.0, "depth": 0.0, "varloss": 0.0,
@@ -69,10 +70,7 @@ class ImageObjective:
 
     def __init__(self, cfg: dict | None = None):
         cfg = cfg or {}
-        unknown = sorted(set(cfg) - set(DEFAULTS))
-        if unknown:
-            raise PoseCliError(f"unknown objective option '{unknown[0]}' for the image family "
-                               f"(known: {', '.join(DEFAULTS)})")
+        refuse_unknown(cfg, DEFAULTS, "unknown objective option")
         merged = {**DEFAULTS, **cfg}
         if merged["decode"] not in DECODERS:
             raise PoseCliError(f"objective.decode must be one of {', '.join(DECODERS)}, got '{merged['decode']}'")
