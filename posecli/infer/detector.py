@@ -26,6 +26,7 @@ class Detection:
     keypoints: np.ndarray   # float32 [17, 2]
     confidence: np.ndarray  # float32 [17], 0 = missing
     score: float            # person score (mean confidence of the observed joints)
+    world: np.ndarray | None = None  # float32 [17, 3] detector's own metric 3D (metres), if it has one
 
 
 class Detector(Protocol):
