@@ -32,9 +32,12 @@ class PoseSequence(Tracks):
 
 
 def write_npz(path: Path, poses: PoseSequence) -> None:
+    """All arrays of the run; `detector_world3d` [F, P, 17, 3] (the detector's own metric 3D, for
+    comparisons only) is there when the detector gives one."""
+    extra = {} if poses.world is None else {"detector_world3d": poses.world}
     with open(path, "wb") as f:
         np.savez_compressed(
-            f,
+            f, **extra,
             keypoints2d=poses.keypoints2d, confidence=poses.confidence, keypoints3d=poses.keypoints3d,
             valid=poses.valid, interpolated=poses.interpolated, track_ids=poses.track_ids,
             frame_index=np.arange(poses.num_frames, dtype=np.int64), fps=np.float64(poses.fps),

@@ -49,6 +49,7 @@ from posecli.infer.video import (
 from posecli.skeleton import NUM_JOINTS
 
 DETECT_SIDE = 960   # frames are scaled to this longer side for the detector (BlazePose sees 256 px)
+DEFAULT_MAX_PEOPLE = 4   # people followed per frame by the bundled detector, and tracks kept
 STAGES = ("decode", "detect", "track", "lift", "smooth", "write", "render")
 
 
@@ -60,7 +61,7 @@ class InferOptions:
     viewer: bool = True
     smooth: float = 1.0                    # One-Euro strength, 0 = off
     device: str = "cpu"
-    max_people: int | None = None
+    max_people: int | None = DEFAULT_MAX_PEOPLE   # None = every track the detector input gives
     flip: bool = False                     # flip test-time augmentation in the lifter
     max_gap: int = 10                      # frames bridged by interpolation
     min_track_frames: int = 5              # shorter tracks are detector flicker and are dropped
@@ -185,7 +186,8 @@ def lift_tracks(tracks: Tracks, fps: float, image_size: tuple[int, int], model: 
                 conf[a:b, t] = c[a:b]
                 kp3[a:b, t] = k3
             progress.advance()
-    return PoseSequence(kp2, conf, tracks.track_ids, kp3, valid, interp & valid, fps, image_size)
+    return PoseSequence(kp2, conf, tracks.track_ids, kp3, valid, interp & valid, fps, image_size,
+                        world=tracks.world)
 
 
 def write_outputs(folder: Path, poses: PoseSequence, *, viewer: bool, title: str) -> list[Path]:
@@ -260,7 +262,8 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
                   console: Console | None = None) -> InferResult:
     """Run the whole pipeline on one video and write its outputs into `out_dir` atomically.
 
-    `model` / `detector` override the checkpoint and MediaPipe (tests, benchmarks, other detectors).
+    `model` / `detector` override the checkpoint and the bundled BlazePose detector (tests,
+    benchmarks, other detectors).
     """
     options = options or InferOptions()
     start = time.perf_counter()
@@ -286,9 +289,9 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
         if keypoints is None:
             own = detector is None
             if own:
-                from posecli.infer.detector import BlazePoseDetector
+                from posecli.infer.blazepose import BlazePoseMultiDetector
 
-                detector = BlazePoseDetector()
+                detector = BlazePoseMultiDetector(max_people=options.max_people or DEFAULT_MAX_PEOPLE)
             try:
                 keypoints = detect_video(info, detector, progress, options.detect_side)
             finally:

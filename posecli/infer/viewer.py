@@ -13,18 +13,20 @@ from pathlib import Path
 import numpy as np
 
 from posecli.infer.outputs import PoseSequence
-from posecli.infer.render import BONE_COLORS
+from posecli.infer.render import BONE_COLORS, bone_colors
 from posecli.skeleton import H36M_BONES
 
 MARKER = "/*POSECLI_DATA*/null"
 
 
 def viewer_data(poses: PoseSequence, title: str) -> dict:
-    """The JSON the page reads: per track, a [17, 3] pose (mm-rounded metres) or null per frame."""
+    """The JSON the page reads: per track, its bone colours (render.mp4's) and a [17, 3] pose
+    (mm-rounded metres) or null per frame."""
     tracks = []
     for p, tid in enumerate(poses.track_ids.tolist()):
         rounded = np.round(poses.keypoints3d[:, p].astype(np.float64), 3)
-        tracks.append({"id": int(tid), "poses": [rounded[f].tolist() if poses.valid[f, p] else None
+        tracks.append({"id": int(tid), "bone_colors": ["#%02x%02x%02x" % c for c in bone_colors(p)],
+                       "poses": [rounded[f].tolist() if poses.valid[f, p] else None
                                                  for f in range(poses.num_frames)]})
     return {"title": title, "fps": float(poses.fps) or 30.0, "num_frames": poses.num_frames,
             "bones": [list(b) for b in H36M_BONES],
