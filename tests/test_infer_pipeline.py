@@ -207,3 +207,45 @@ def test_blazepose_on_example_clip(tmp_path):
     pelvis, head = det.keypoints[0], det.keypoints[10]
     assert 250 < pelvis[0] < 450 and 100 < pelvis[1] < 250 and pelvis[1] - head[1] > 50
     assert det.confidence[[0, 1, 4, 11, 14]].min() > 0.5
+
+
+class _WorldDetector(ScriptedDetector):
+    """The scripted person plus made-up world landmarks (the lifter must never look at them)."""
+
+    def __init__(self, world: float):
+        super().__init__()
+        self.world = world
+
+    def __call__(self, frame_rgb: np.ndarray):
+        people = super().__call__(frame_rgb)
+        for d in people:
+            d.world = np.full((17, 3), self.world, np.float32)
+        return people
+
+
+def test_detector_world_landmarks_are_saved_but_never_lifted(clip, tmp_path):
+    options = InferOptions(viewer=False)
+    runs = [run_inference(clip, tmp_path / f"w{w}", options, model=tiny_model(), detector=_WorldDetector(w))
+            for w in (0.5, -3.0)]
+    assert np.array_equal(runs[0].poses.keypoints3d, runs[1].poses.keypoints3d, equal_nan=True)
+    npz = np.load(tmp_path / "w0.5" / "poses.npz")
+    assert npz["detector_world3d"].shape == (30, 1, 17, 3) and np.all(npz["detector_world3d"] == 0.5)
+    plain = run_inference(clip, tmp_path / "plain", options, model=tiny_model(), detector=ScriptedDetector())
+    assert "detector_world3d" not in np.load(tmp_path / "plain" / "poses.npz").files
+    assert np.array_equal(plain.poses.keypoints3d, runs[0].poses.keypoints3d, equal_nan=True)
+
+
+def test_an_earlier_run_is_never_replaced_silently(clip, tmp_path):
+    from posecli.infer.pipeline import next_free_folder
+
+    out = tmp_path / "runs" / "clip"
+    assert next_free_folder(out) == out
+    run_inference(clip, out, InferOptions(viewer=False), model=tiny_model(), detector=ScriptedDetector())
+    before = (out / "poses.npz").read_bytes()
+    with pytest.raises(PoseCliError, match="already holds an earlier run"):
+        run_inference(clip, out, InferOptions(viewer=False), model=tiny_model(), detector=ScriptedDetector(people=2))
+    assert (out / "poses.npz").read_bytes() == before
+    assert next_free_folder(out) == tmp_path / "runs" / "clip-2"
+    again = run_inference(clip, out, InferOptions(viewer=False, overwrite=True), model=tiny_model(),
+                          detector=ScriptedDetector(people=2))
+    assert again.poses.num_tracks == 2 and np.load(out / "poses.npz")["keypoints3d"].shape[1] == 2

@@ -12,8 +12,8 @@ Apache-2.0 BlazePose models (posecli/infer/models/README.md) and runs the graph 
 3. landmark model on the 256x256 rotated crop of each ROI: 39 landmarks (33 body + 2 that give
    the next frame's ROI), visibility, a presence score, and 39 world landmarks in metres;
 4. between frames each person is followed by the ROI of its own landmarks (cheap, stable); the
-   detector runs again every `detect_every` frames to find people who entered, and whenever
-   fewer than `max_people` are followed and someone was lost.
+   detector runs again, while fewer than `max_people` are followed, every `detect_every` frames
+   (to find people who entered) and on the frame after someone was lost.
 
 Coordinates are handled in pixels throughout, so non-square frames need no special case.
 """
@@ -293,8 +293,8 @@ class BlazePoseMultiDetector:
 
         frame = np.ascontiguousarray(frame_rgb)
         rois = [f.roi for f in self._followed]
-        due = self._frame % self.detect_every == 0 or (self._lost and len(rois) < self.max_people)
-        if due or not rois:
+        due = self._frame % self.detect_every == 0 or self._lost
+        if not rois or (due and len(rois) < self.max_people):   # nobody new could be added otherwise
             t0 = time.perf_counter()
             for roi, _ in self.detect(frame):
                 if len(rois) >= self.max_people:

@@ -68,6 +68,7 @@ class InferOptions:
     batch_size: int = 64
     detect_side: int | None = DETECT_SIDE  # None = detect on full-resolution frames
     model: str = "auto"                    # lifter | image | auto (the checkpoint's family)
+    overwrite: bool = False                # replace the results of an earlier run in out_dir
 
 
 @dataclass
@@ -257,6 +258,25 @@ class _Stages:
 
 # ---------------------------------------------------------------- entry point
 
+RESULT_FILE = "poses.npz"   # a folder holding it holds an earlier run's results
+
+
+def next_free_folder(folder: Path) -> Path:
+    """`folder`, or `folder-2`, `folder-3`, ... : the first that holds no earlier run (the default
+    output folder, so running twice never replaces the first results)."""
+    candidate, n = folder, 1
+    while (candidate / RESULT_FILE).exists():
+        n += 1
+        candidate = folder.with_name(f"{folder.name}-{n}")
+    return candidate
+
+
+def check_output_folder(folder: Path, overwrite: bool) -> None:
+    if not overwrite and (folder / RESULT_FILE).exists():
+        raise PoseCliError("output folder already holds an earlier run; choose another --out or pass --force",
+                           folder)
+
+
 def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions | None = None, *,
                   model: nn.Module | None = None, detector: Detector | None = None,
                   console: Console | None = None) -> InferResult:
@@ -271,6 +291,7 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
         raise PoseCliError(f"--smooth must be >= 0, got {options.smooth}")
     if options.max_people is not None and options.max_people < 1:
         raise PoseCliError(f"--max-people must be >= 1, got {options.max_people}")
+    check_output_folder(Path(out_dir), options.overwrite)
     info = probe_video(video)
     if model is None:
         model = load_infer_model(options.checkpoint, options.model, options.device)
