@@ -249,3 +249,32 @@ def test_an_earlier_run_is_never_replaced_silently(clip, tmp_path):
     again = run_inference(clip, out, InferOptions(viewer=False, overwrite=True), model=tiny_model(),
                           detector=ScriptedDetector(people=2))
     assert again.poses.num_tracks == 2 and np.load(out / "poses.npz")["keypoints3d"].shape[1] == 2
+
+
+def test_photos_folder_and_glob_give_one_result_per_image(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("b.png", "a.jpg", "c.png"):
+        cv2.imwrite(str(photos / name), np.full((120, 160, 3), 90, np.uint8))
+    (photos / "notes.txt").write_text("not an image")
+    detector = ScriptedDetector(missing={1}, people=2)      # the second image (b.png) has nobody
+    result = run_inference(photos, tmp_path / "out", InferOptions(), model=tiny_model(), detector=detector)
+    poses = result.poses
+    assert detector.calls == 3 and poses.num_frames == 3 and poses.num_tracks == 2
+    assert poses.valid.tolist() == [[True, True], [False, False], [True, True]]
+    assert not poses.interpolated.any() and result.detections == 4
+    # Each image is lifted alone (T = 1): the third image's people equal a one-frame lift.
+    from posecli.predict import lift_sequence
+
+    k2, c2 = poses.keypoints2d[2, 1], poses.confidence[2, 1]
+    alone = lift_sequence(tiny_model(), np.nan_to_num(k2)[None], c2[None])[0]
+    assert np.allclose(poses.keypoints3d[2, 1], alone - alone[:1], atol=1e-6)
+    assert (tmp_path / "out" / "images.txt").read_text().split() == [
+        str(photos / n) for n in ("a.jpg", "b.png", "c.png")]
+    assert (tmp_path / "out" / "viewer.html").exists()
+    by_glob = run_inference(str(photos / "*.png"), tmp_path / "glob", InferOptions(viewer=False),
+                            model=tiny_model(), detector=ScriptedDetector(people=1))
+    assert by_glob.poses.num_frames == 2 and by_glob.poses.valid.all()
+    with pytest.raises(PoseCliError, match="no images"):
+        run_inference(str(photos / "*.gif"), tmp_path / "none", model=tiny_model(), detector=ScriptedDetector())

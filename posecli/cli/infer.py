@@ -13,7 +13,8 @@ export_app = typer.Typer(help="Export a model for other runtimes.", no_args_is_h
 
 
 def infer(
-    video: Path = typer.Argument(..., help="Video file (anything FFmpeg decodes)."),
+    video: Path = typer.Argument(..., help="Video file (anything FFmpeg decodes), or a folder or quoted glob "
+                                           "of images (each lifted on its own)."),
     out: Path | None = typer.Option(None, "--out", "-o",
                                     help="Output folder [default: runs/infer/<video stem>, or <stem>-2, -3, ... "
                                          "when that holds an earlier run]."),

@@ -292,6 +292,11 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
     if options.max_people is not None and options.max_people < 1:
         raise PoseCliError(f"--max-people must be >= 1, got {options.max_people}")
     check_output_folder(Path(out_dir), options.overwrite)
+    from posecli.infer.photos import image_files
+
+    photos = image_files(video)
+    if photos is not None:
+        return run_photos(photos, Path(out_dir), options, model=model, detector=detector, console=console)
     info = probe_video(video)
     if model is None:
         model = load_infer_model(options.checkpoint, options.model, options.device)
@@ -343,3 +348,39 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
     out = Path(out_dir)
     return InferResult(out, poses, [out / f.name for f in files], detections, progress.timings,
                        time.perf_counter() - start)
+
+
+def run_photos(files: list[Path], out_dir: Path, options: InferOptions, *, model: nn.Module | None = None,
+               detector: Detector | None = None, console: Console | None = None) -> InferResult:
+    """`posecli infer` on images (posecli.infer.photos): one result per image, people lifted with
+    T = 1, the same files as for a video (plus images.txt, frame i = line i)."""
+    from posecli.infer.photos import detect_photos, lift_photos
+
+    start = time.perf_counter()
+    if options.keypoints is not None or options.render:
+        raise PoseCliError("--keypoints and --render need a video; images are detected and lifted one by one")
+    if model is None:
+        model = load_infer_model(options.checkpoint, options.model, options.device)
+    if getattr(model, "family", "lifter") != "lifter":
+        raise PoseCliError("images are lifted with a 2D-to-3D lifter; --model image needs a video")
+    with _Stages(console) as progress:
+        own = detector is None
+        if own:
+            from posecli.infer.blazepose import BlazePoseMultiDetector
+
+            detector = BlazePoseMultiDetector(max_people=options.max_people or DEFAULT_MAX_PEOPLE)
+        try:
+            with progress.timed("detect"):
+                people, size = detect_photos(files, detector, options.detect_side, options.max_people)
+        finally:
+            if own:
+                detector.close()
+        with progress.timed("lift"):
+            poses = lift_photos(people, size, model, options)
+        with atomic_folder(out_dir, merge=True) as tmp:
+            with progress.timed("write"):
+                written = write_outputs(tmp, poses, viewer=options.viewer, title=f"{len(files)} images")
+                written.append(tmp / "images.txt")
+                written[-1].write_text("".join(f"{p}\n" for p in files), encoding="utf-8")
+    return InferResult(out_dir, poses, [out_dir / f.name for f in written], sum(len(p) for p in people),
+                       progress.timings, time.perf_counter() - start)
