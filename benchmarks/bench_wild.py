@@ -45,7 +45,7 @@ from posecli.errors import PoseCliError
 from posecli.metrics import masked_mean, p_mpjpe_errors
 from posecli.eval.triangulate import reprojection_errors, triangulate_consistent
 from posecli.infer.detector import Detection
-from posecli.skeleton import H36M_JOINTS, NUM_JOINTS
+from posecli.skeleton import H36M_BONES, H36M_JOINTS, NUM_JOINTS
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("POSECLI_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -319,8 +319,51 @@ def prepare_dance_holdout(path: Path) -> str | None:
     return None
 
 
+def median_bone_lengths(path: Path, every: int = 25) -> np.ndarray:
+    """Median length of each H36M bone (H36M_BONES order) over every `every`-th frame of a 3D cache."""
+    from posecli.data.cache import open_cache
+
+    with open_cache(path) as cache:
+        poses = np.asarray(cache.keypoints3d[::every], dtype=np.float64)
+    return np.median(bone_lengths_of(poses), axis=0)
+
+
+def bone_lengths_of(poses: np.ndarray) -> np.ndarray:
+    """[N, 17, 3] -> [N, 16] lengths of H36M_BONES."""
+    a, b = np.array(H36M_BONES).T
+    return np.linalg.norm(poses[:, b] - poses[:, a], axis=-1)
+
+
+def retarget(poses: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Same bone directions, other bone lengths ([16] for all frames, or [N, 16]): walks H36M_BONES
+    (parents before children) from the pelvis. Poses of the rig the lengths came from come back unchanged."""
+    lengths = np.broadcast_to(np.asarray(lengths, dtype=np.float64), (len(poses), len(H36M_BONES)))
+    out = np.array(poses, dtype=np.float64, copy=True)
+    for k, (parent, child) in enumerate(H36M_BONES):
+        bone = poses[:, child] - poses[:, parent]
+        norm = np.linalg.norm(bone, axis=-1, keepdims=True)
+        out[:, child] = out[:, parent] + bone / np.maximum(norm, 1e-9) * lengths[:, k:k + 1]
+    return out
+
+
+def rig_scores(cache, sequences: list[int], pred: np.ndarray, lengths: np.ndarray) -> tuple[float, float]:
+    """(rig gap, P-MPJPE at the test rig's bone lengths), mm.
+
+    Rig gap: P-MPJPE between the set's 3D and the same poses with the reference rig's bone lengths,
+    the error a perfect lifter that learnt the reference rig's proportions would still score.
+    The second figure gives the prediction the ground truth's bone lengths frame by frame before
+    P-MPJPE, so only the predicted bone directions count: a score of pose, not of rig definitions."""
+    idx = np.concatenate([np.arange(cache.seq_start[s], cache.seq_start[s] + cache.seq_length[s])
+                          for s in sequences])
+    gt = np.asarray(cache.keypoints3d[idx], dtype=np.float64)
+    valid = np.broadcast_to(np.asarray(cache.joint_status) != 2, gt.shape[:2])
+    gap = masked_mean(p_mpjpe_errors(retarget(gt, lengths), gt, valid), valid).value
+    directions = retarget(np.asarray(pred[idx], dtype=np.float64), bone_lengths_of(gt))
+    return 1000.0 * gap, 1000.0 * masked_mean(p_mpjpe_errors(directions, gt, valid), valid).value
+
+
 def cross_dataset(name: str, path: Path, model: torch.nn.Module, noise: float, quick: bool,
-                  checkpoint: str) -> None:
+                  checkpoint: str, lengths: np.ndarray | None = None) -> None:
     from posecli.data.cache import open_cache
     from posecli.eval.protocols import score, select_sequences
     from posecli.families.lifter.predict import predict_cache
@@ -330,15 +373,21 @@ def cross_dataset(name: str, path: Path, model: torch.nn.Module, noise: float, q
         if quick:
             sequences = sequences[:: max(1, len(sequences) // QUICK_SEQUENCES)][:QUICK_SEQUENCES]
         frames = int(sum(cache.seq_length[s] for s in sequences))
-        cells = []
+        cells, gap = [], ""
         for level in (0.0, noise):
             t0 = time.perf_counter()
             pred = predict_cache(model, cache, sequences, input_noise=level)
             report = score(cache, pred, sequences, ("p1", "p2"),
                            {"kind": "checkpoint", "path": checkpoint, "input_noise": level}).report
-            cells.append((level, report["overall"]["p1"]["value"], report["overall"]["p2"]["value"],
+            rig = ""
+            if lengths is not None:
+                gap_mm, rig_mm = rig_scores(cache, sequences, pred, lengths)
+                rig, gap = f", at its rig's bone lengths {rig_mm:.1f}", f"; rig gap {gap_mm:.1f}"
+            cells.append((level, report["overall"]["p1"]["value"], report["overall"]["p2"]["value"], rig,
                           time.perf_counter() - t0))
-    text = "; ".join(f"noise {lv:g}: MPJPE {p1:.1f}, P-MPJPE {p2:.1f} ({s:.0f} s)" for lv, p1, p2, s in cells)
+    text = "; ".join(f"noise {lv:g}: MPJPE {p1:.1f}, P-MPJPE {p2:.1f}{rig} ({s:.0f} s)"
+                     for lv, p1, p2, rig, s in cells)
+    text += gap
     print(f"{name:<22}{len(sequences):>5} seq {frames:>7} frames  {text}")
 
 
@@ -360,11 +409,17 @@ def run_cross(args: argparse.Namespace, model: torch.nn.Module) -> None:
         ("CMU Li-2018 test", args.cmu_test,
          f"python -m posecli prepare mocap {CMU_NPZ} --split test --fps 50 -o {args.cmu_test}"),
     ]
+    lengths = median_bone_lengths(args.reference) if args.reference.is_file() else None
+    if lengths is None:
+        print(f"rig gap skipped: reference cache {args.reference} not found")
+    else:
+        print(f"rig gap: P-MPJPE of each set's 3D against itself with the bone lengths of {args.reference}; "
+              "'at its rig's bone lengths': P-MPJPE after giving the prediction the ground truth's bone lengths")
     for name, path, command in sections:
         if not path.is_file():
             print(f"{name:<22} skipped: {path} not found (prepare it: {command})")
             continue
-        cross_dataset(name, path, model, args.noise, args.quick, args.checkpoint)
+        cross_dataset(name, path, model, args.noise, args.quick, args.checkpoint, lengths)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -374,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hdm05", type=Path, default=Path("caches/hdm05-test.h5"))
     parser.add_argument("--dance", type=Path, default=Path("caches/dance-test.h5"))
     parser.add_argument("--cmu-test", type=Path, default=Path("caches/mocap-test.h5"))
+    parser.add_argument("--reference", type=Path, default=Path("caches/mocap-train.h5"),
+                        help="3D cache whose median bone lengths define the reference rig (rig gap)")
     parser.add_argument("--work-dir", type=Path, default=Path("runs/bench-wild"))
     parser.add_argument("--noise", type=float, default=1.0, help="detector-noise level of the noisy rows")
     parser.add_argument("--max-reprojection", type=float, default=MAX_REPROJECTION_PX,

@@ -185,3 +185,41 @@ def test_bench_wild_quick_smoke(tmp_path, capsys):
     assert bench.main(["--quick", "--skip", "cross", "--video-dir", str(video_dir),
                        "--work-dir", str(tmp_path)]) == 0
     assert "detections: cached" in capsys.readouterr().out
+
+
+def test_retarget_keeps_directions_and_sets_lengths():
+    """retarget gives every bone the asked length along its own direction; with the pose's own
+    lengths it returns the pose unchanged."""
+    bench = _bench()
+    from posecli.skeleton import H36M_BONES
+
+    rng = np.random.default_rng(1)
+    poses = rng.normal(size=(4, 17, 3))
+    lengths = np.linspace(0.1, 0.5, len(H36M_BONES))
+    out = bench.retarget(poses, lengths)
+    np.testing.assert_allclose(bench.bone_lengths_of(out), np.broadcast_to(lengths, (4, 16)), atol=1e-12)
+    for parent, child in H36M_BONES:
+        a, b = out[:, child] - out[:, parent], poses[:, child] - poses[:, parent]
+        cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+        np.testing.assert_allclose(cos, 1.0, atol=1e-12)
+    np.testing.assert_allclose(bench.retarget(poses, bench.bone_lengths_of(poses)), poses, atol=1e-12)
+
+
+def test_rig_scores_separate_rig_from_pose():
+    """A prediction with the right bone directions but another rig's lengths scores 0 at the test
+    rig's lengths, and the rig gap of the test poses against their own lengths is 0."""
+    bench = _bench()
+
+    class Cache:
+        seq_start, seq_length = np.array([0, 3]), np.array([3, 3])
+        joint_status = np.zeros(17, np.uint8)
+
+    rng = np.random.default_rng(2)
+    Cache.keypoints3d = rng.normal(size=(6, 17, 3))
+    own = np.median(bench.bone_lengths_of(Cache.keypoints3d), axis=0)
+    other_rig = bench.retarget(Cache.keypoints3d, 2.0 * own)
+    gap, at_rig = bench.rig_scores(Cache, [0, 1], other_rig, own)
+    assert at_rig == pytest.approx(0.0, abs=1e-9)
+    assert gap > 10.0                               # per-frame lengths differ from their median
+    gap_self, _ = bench.rig_scores(Cache, [0, 1], other_rig, bench.bone_lengths_of(Cache.keypoints3d))
+    assert gap_self == pytest.approx(0.0, abs=1e-9)

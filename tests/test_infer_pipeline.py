@@ -207,3 +207,74 @@ def test_blazepose_on_example_clip(tmp_path):
     pelvis, head = det.keypoints[0], det.keypoints[10]
     assert 250 < pelvis[0] < 450 and 100 < pelvis[1] < 250 and pelvis[1] - head[1] > 50
     assert det.confidence[[0, 1, 4, 11, 14]].min() > 0.5
+
+
+class _WorldDetector(ScriptedDetector):
+    """The scripted person plus made-up world landmarks (the lifter must never look at them)."""
+
+    def __init__(self, world: float):
+        super().__init__()
+        self.world = world
+
+    def __call__(self, frame_rgb: np.ndarray):
+        people = super().__call__(frame_rgb)
+        for d in people:
+            d.world3d = np.full((17, 3), self.world, np.float32)
+        return people
+
+
+def test_detector_world_landmarks_are_saved_but_never_lifted(clip, tmp_path):
+    options = InferOptions(viewer=False)
+    runs = [run_inference(clip, tmp_path / f"w{w}", options, model=tiny_model(), detector=_WorldDetector(w))
+            for w in (0.5, -3.0)]
+    assert np.array_equal(runs[0].poses.keypoints3d, runs[1].poses.keypoints3d, equal_nan=True)
+    npz = np.load(tmp_path / "w0.5" / "poses.npz")
+    assert npz["detector_world3d"].shape == (30, 1, 17, 3) and np.all(npz["detector_world3d"] == 0.5)
+    plain = run_inference(clip, tmp_path / "plain", options, model=tiny_model(), detector=ScriptedDetector())
+    assert "detector_world3d" not in np.load(tmp_path / "plain" / "poses.npz").files
+    assert np.array_equal(plain.poses.keypoints3d, runs[0].poses.keypoints3d, equal_nan=True)
+
+
+def test_an_earlier_run_is_never_replaced_silently(clip, tmp_path):
+    from posecli.infer.pipeline import next_free_folder
+
+    out = tmp_path / "runs" / "clip"
+    assert next_free_folder(out) == out
+    run_inference(clip, out, InferOptions(viewer=False), model=tiny_model(), detector=ScriptedDetector())
+    before = (out / "poses.npz").read_bytes()
+    with pytest.raises(PoseCliError, match="already holds an earlier run"):
+        run_inference(clip, out, InferOptions(viewer=False), model=tiny_model(), detector=ScriptedDetector(people=2))
+    assert (out / "poses.npz").read_bytes() == before
+    assert next_free_folder(out) == tmp_path / "runs" / "clip-2"
+    again = run_inference(clip, out, InferOptions(viewer=False, overwrite=True), model=tiny_model(),
+                          detector=ScriptedDetector(people=2))
+    assert again.poses.num_tracks == 2 and np.load(out / "poses.npz")["keypoints3d"].shape[1] == 2
+
+
+def test_photos_folder_and_glob_give_one_result_per_image(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("b.png", "a.jpg", "c.png"):
+        cv2.imwrite(str(photos / name), np.full((120, 160, 3), 90, np.uint8))
+    (photos / "notes.txt").write_text("not an image")
+    detector = ScriptedDetector(missing={1}, people=2)      # the second image (b.png) has nobody
+    result = run_inference(photos, tmp_path / "out", InferOptions(), model=tiny_model(), detector=detector)
+    poses = result.poses
+    assert detector.calls == 3 and poses.num_frames == 3 and poses.num_tracks == 2
+    assert poses.valid.tolist() == [[True, True], [False, False], [True, True]]
+    assert not poses.interpolated.any() and result.detections == 4
+    # Each image is lifted alone (T = 1): the third image's people equal a one-frame lift.
+    from posecli.families.lifter.predict import lift_sequence
+
+    k2, c2 = poses.keypoints2d[2, 1], poses.confidence[2, 1]
+    alone = lift_sequence(tiny_model(), np.nan_to_num(k2)[None], c2[None])[0]
+    assert np.allclose(poses.keypoints3d[2, 1], alone - alone[:1], atol=1e-6)
+    assert (tmp_path / "out" / "images.txt").read_text().split() == [
+        str(photos / n) for n in ("a.jpg", "b.png", "c.png")]
+    assert (tmp_path / "out" / "viewer.html").exists()
+    by_glob = run_inference(str(photos / "*.png"), tmp_path / "glob", InferOptions(viewer=False),
+                            model=tiny_model(), detector=ScriptedDetector(people=1))
+    assert by_glob.poses.num_frames == 2 and by_glob.poses.valid.all()
+    with pytest.raises(PoseCliError, match="no images"):
+        run_inference(str(photos / "*.gif"), tmp_path / "none", model=tiny_model(), detector=ScriptedDetector())

@@ -80,6 +80,65 @@ def test_max_people_keeps_the_longest_track_and_min_frames_drops_flicker():
     assert track_detections(frames, min_frames=5).num_tracks == 1
 
 
+def _walker(frame: int, x0: float, speed: float):
+    """The standing person with its pelvis at x0 + speed * frame."""
+    kp = COCO_STANDING + np.array([x0 - 80.0 + speed * frame, 0.0], np.float32)
+    return detection_from_layout(kp, np.full(17, 0.9, np.float32), "coco17")
+
+
+def _pelvis_x(tracks) -> np.ndarray:
+    """Pelvis x per frame and track, NaN where the track has no detection."""
+    return np.where(tracks.confidence[:, :, 0] > 0, tracks.keypoints2d[:, :, 0, 0], np.nan)
+
+
+def test_two_people_crossing_with_occlusion_keep_their_ids():
+    # A walks right from x=20, B walks left from x=260 (6 px/frame each); they meet at frame 20,
+    # and while they overlap (frames 17-23) only A, in front, is detected.
+    frames = []
+    for f in range(40):
+        a, b = _walker(f, 20.0, 6.0), _walker(f, 260.0, -6.0)
+        frames.append([a] if 17 <= f <= 23 else [b, a] if f % 2 else [a, b])
+    tracks = track_detections(frames)
+    assert tracks.num_tracks == 2
+    x = _pelvis_x(tracks)
+    a_col = 0 if x[0, 0] < x[0, 1] else 1
+    assert np.allclose(x[:, a_col], 20.0 + 6.0 * np.arange(40))                    # A all the way
+    b_seen = np.isfinite(x[:, 1 - a_col])
+    assert b_seen.sum() == 33 and not b_seen[17:24].any()
+    assert np.allclose(x[b_seen, 1 - a_col], 260.0 - 6.0 * np.flatnonzero(b_seen))  # B, never A
+
+
+def test_person_who_leaves_and_returns_never_takes_someone_elses_id():
+    # B stands still at x=300 throughout; A is seen at frames 0-9 and 25-39 near x=100.
+    frames = [[_walker(f, 300.0, 0.0)] + ([_walker(f, 100.0, 0.0)] if f < 10 or f >= 25 else [])
+              for f in range(40)]
+    kept = track_detections(frames, max_age=30)
+    x = _pelvis_x(kept)
+    assert kept.num_tracks == 2                                          # A came back as itself
+    a_col = int(np.nanmean(x[:, 0]) > np.nanmean(x[:, 1]))
+    assert np.allclose(x[np.isfinite(x[:, a_col]), a_col], 100.0)
+    assert np.allclose(x[:, 1 - a_col], 300.0)
+    new = track_detections(frames, max_age=5)
+    x = _pelvis_x(new)
+    assert new.num_tracks == 3                                           # A came back as a new id
+    assert sorted(np.flatnonzero(np.isfinite(x[:, p])).tolist()[0] for p in range(3)) == [0, 0, 25]
+    for p in range(3):                                                   # no track holds both people
+        seen = x[np.isfinite(x[:, p]), p]
+        assert np.ptp(seen) == 0.0
+
+
+def test_tracks_carry_the_detectors_world_landmarks():
+    frames = []
+    for f in range(5):
+        d = _walker(f, 100.0, 1.0)
+        d.world3d = np.full((17, 3), 0.1 * f, np.float32)
+        frames.append([d] if f != 2 else [])
+    tracks = track_detections(frames)
+    assert tracks.world3d.shape == (5, 1, 17, 3)
+    assert np.isnan(tracks.world3d[2]).all() and np.allclose(tracks.world3d[4], 0.4)
+    assert track_detections([[_walker(0, 100.0, 0.0)]]).world3d is None
+
+
 def test_box_iou_exact():
     assert box_iou(np.array([0, 0, 2, 2]), np.array([1, 0, 3, 2])) == pytest.approx(1 / 3)
     assert box_iou(np.array([0, 0, 1, 1]), np.array([2, 2, 3, 3])) == 0.0

@@ -16,15 +16,19 @@ export_app = typer.Typer(help="Export a model for other runtimes.", no_args_is_h
 
 
 def infer(
-    video: Path = typer.Argument(..., help="Video file (anything FFmpeg decodes)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder.", show_default="runs/infer/<video stem>"),
+    video: Path = typer.Argument(..., help="Video file (anything FFmpeg decodes), or a folder or quoted glob "
+                                           "of images (each lifted on its own)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (<stem>-2, -3, ... when the default "
+                                    "holds an earlier run).", show_default="runs/infer/<video stem>"),
+    force: bool = typer.Option(False, "--force", help="Replace the results of an earlier run in --out."),
     checkpoint: str = typer.Option("default", "--checkpoint", "-c", help="Checkpoint path or bundled model name."),
     keypoints: Path | None = typer.Option(None, "--keypoints", help="Your own 2D: COCO/Halpe JSON, OpenPose folder or NPZ."),
     render: bool = typer.Option(False, "--render", help="Also write render.mp4 (2D on video + 3D view)."),
     viewer: bool = typer.Option(True, "--viewer/--no-viewer", help="Write the self-contained viewer.html."),
     smooth: float = typer.Option(1.0, "--smooth", help="One-Euro smoothing strength (0 = off)."),
     device: str = typer.Option("auto", "--device", help="Model device: auto, cpu, cuda, cuda:N, mps."),
-    max_people: int | None = typer.Option(None, "--max-people", help="Keep at most N tracks (the most confident)."),
+    max_people: int = typer.Option(4, "--max-people",
+                                   help="People followed per frame, and tracks kept (the most confident)."),
     flip: bool = typer.Option(False, "--flip", help="Flip test-time augmentation in the lifter."),
     max_gap: int = typer.Option(10, "--max-gap", help="Interpolate gaps up to N frames; longer ones are missing."),
     model: str = typer.Option("auto", "--model",
@@ -40,14 +44,15 @@ def infer(
     render_view: str = typer.Option("follow", "--render-view", help="Render's 3D view: follow (the person) or fixed."),
 ) -> None:
     """Estimate 3D poses in a video: poses.npz/json, per-track CSV, viewer.html, optional MP4."""
-    from posecli.infer.pipeline import InferOptions, run_inference
+    from posecli.infer.pipeline import InferOptions, next_free_folder, run_inference
 
     options = InferOptions(checkpoint=checkpoint, keypoints=keypoints, render=render, viewer=viewer,
                            smooth=smooth, device=device, max_people=max_people, flip=flip, max_gap=max_gap,
                            model=model, focal=focal, fov=fov, fix_feet=fix_feet, bvh=bvh, trc=trc,
-                           fill_gaps=fill_gaps, render_follow=_render_follow(render_view))
+                           fill_gaps=fill_gaps, render_follow=_render_follow(render_view), overwrite=force)
     console = human_console(quiet, as_json, stderr=True)
-    result = run_inference(video, out or Path("runs/infer") / video.stem, options, console=console)
+    result = run_inference(video, out or next_free_folder(Path("runs/infer") / video.stem), options,
+                           console=console)
     poses = result.poses
     table = Table(title=f"posecli infer: {video.name}", show_header=True)
     table.add_column("stage")

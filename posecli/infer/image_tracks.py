@@ -66,4 +66,5 @@ def predict_tracks(video, tracks: Tracks, fps: float, image_size: tuple[int, int
             kp3[a:b, t] = smooth_sequence(kp3[a:b, t], fps, options.smooth)
             kp3[a:b, t] -= kp3[a:b, t, :1]
     progress.add("smooth", time.perf_counter() - t2)
-    return PoseSequence(kp2, conf, tracks.track_ids, kp3, valid, interp & valid, fps, image_size)
+    return PoseSequence(kp2, conf, tracks.track_ids, kp3, valid, interp & valid, fps, image_size,
+                        world3d=tracks.world3d)

@@ -32,7 +32,12 @@ class PoseSequence(Tracks):
 
 
 def write_npz(path: Path, poses: PoseSequence, extra: dict[str, np.ndarray] | None = None) -> None:
-    """poses.npz; `extra` adds arrays (the world frame: root_camera, keypoints3d_world, contact, camera_*)."""
+    """poses.npz; `extra` adds arrays (the world frame: root_camera, keypoints3d_world, contact, camera_*),
+    and `detector_world3d` [F, P, 17, 3] (the detector's own metric 3D, for comparisons only) is
+    there when the detector gives one."""
+    extra = dict(extra or {})
+    if poses.world3d is not None:
+        extra["detector_world3d"] = poses.world3d
     with open(path, "wb") as f:
         np.savez_compressed(
             f,
@@ -42,7 +47,7 @@ def write_npz(path: Path, poses: PoseSequence, extra: dict[str, np.ndarray] | No
             image_size=np.asarray(poses.image_size, dtype=np.int64), skeleton=np.str_("h36m17"),
             joints=np.asarray(H36M_JOINTS), units=np.str_("keypoints2d: pixels; keypoints3d: metres, "
                                                           "root-relative, camera frame (x right, y down, z forward)"),
-            **(extra or {}),
+            **extra,
         )
 
 

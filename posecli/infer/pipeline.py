@@ -53,6 +53,7 @@ from posecli.infer.world_outputs import WorldOutputs, world_outputs
 from posecli.skeleton import NUM_JOINTS
 
 DETECT_SIDE = 960   # frames are scaled to this longer side for the detector (BlazePose sees 256 px)
+DEFAULT_MAX_PEOPLE = 4   # people followed per frame by the bundled detector, and tracks kept
 STAGES = ("decode", "detect", "track", "lift", "smooth", "write", "render")
 
 
@@ -66,7 +67,7 @@ class InferOptions:
     viewer: bool = True
     smooth: float = 1.0                    # One-Euro strength, 0 = off
     device: str = "cpu"
-    max_people: int | None = None
+    max_people: int | None = DEFAULT_MAX_PEOPLE   # None = every track the detector input gives
     flip: bool = False                     # flip test-time augmentation in the lifter
     max_gap: int = 10                      # frames bridged by interpolation
     min_track_frames: int = 5              # shorter tracks are flicker (never more than half the clip)
@@ -81,6 +82,7 @@ class InferOptions:
     trc: bool = False                      # also write <video>_trackNN.trc
     fill_gaps: bool = False                # BVH: interpolate a track's interior missing frames
     render_follow: bool = True             # render's 3D view follows the person (False: fixed on the floor)
+    overwrite: bool = False                # replace the results of an earlier run in out_dir
 
 
 @dataclass
@@ -208,7 +210,8 @@ def lift_tracks(tracks: Tracks, fps: float, image_size: tuple[int, int], model: 
                 conf[a:b, t] = c[a:b]
                 kp3[a:b, t] = k3
             progress.advance()
-    return PoseSequence(kp2, conf, tracks.track_ids, kp3, valid, interp & valid, fps, image_size)
+    return PoseSequence(kp2, conf, tracks.track_ids, kp3, valid, interp & valid, fps, image_size,
+                        world3d=tracks.world3d)
 
 
 def write_outputs(folder: Path, poses: PoseSequence, *, viewer: bool, title: str,
@@ -282,12 +285,33 @@ class _Stages:
 
 # ---------------------------------------------------------------- entry point
 
+RESULT_FILE = "poses.npz"   # a folder holding it holds an earlier run's results
+
+
+def next_free_folder(folder: Path) -> Path:
+    """`folder`, or `folder-2`, `folder-3`, ... : the first that holds no earlier run (the default
+    output folder, so running twice never replaces the first results)."""
+    candidate, n = folder, 1
+    while (candidate / RESULT_FILE).exists():
+        n += 1
+        candidate = folder.with_name(f"{folder.name}-{n}")
+    return candidate
+
+
+def check_no_earlier_run(folder: Path, overwrite: bool) -> None:
+    """Refuse to replace an earlier run's results unless asked (--force)."""
+    if not overwrite and (folder / RESULT_FILE).exists():
+        raise PoseCliError("output folder already holds an earlier run; choose another --out or pass --force",
+                           folder)
+
+
 def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions | None = None, *,
                   model: nn.Module | None = None, detector: Detector | None = None,
                   console: Console | None = None) -> InferResult:
     """Run the whole pipeline on one video and write its outputs into `out_dir` atomically.
 
-    `model` / `detector` override the checkpoint and MediaPipe (tests, benchmarks, other detectors).
+    `model` / `detector` override the checkpoint and the bundled BlazePose detector (tests,
+    benchmarks, other detectors).
     """
     options = options or InferOptions()
     start = time.perf_counter()
@@ -297,6 +321,12 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
     check_range("--max-gap", options.max_gap, 0, integer=True)
     check_range("batch size", options.batch_size, 1, 65_536, integer=True)
     check_output_folder(out_dir)
+    check_no_earlier_run(Path(out_dir), options.overwrite)
+    from posecli.infer.photos import image_files
+
+    photos = image_files(video)
+    if photos is not None:
+        return run_photos(photos, Path(out_dir), options, model=model, detector=detector, console=console)
     info = probe_video(video)
     keypoints = None
     if options.keypoints is not None:          # before the model: a wrong file fails in a blink
@@ -315,9 +345,9 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
         if keypoints is None:
             own = detector is None
             if own:
-                from posecli.infer.detector import BlazePoseDetector
+                from posecli.infer.blazepose import BlazePoseMultiDetector
 
-                detector = BlazePoseDetector()
+                detector = BlazePoseMultiDetector(max_people=options.max_people or DEFAULT_MAX_PEOPLE)
             try:
                 keypoints = detect_video(info, detector, progress, options.detect_side)
             finally:
@@ -355,3 +385,39 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
     out = Path(out_dir)
     return InferResult(out, poses, [out / f.name for f in files], detections, progress.timings,
                        time.perf_counter() - start)
+
+
+def run_photos(files: list[Path], out_dir: Path, options: InferOptions, *, model: nn.Module | None = None,
+               detector: Detector | None = None, console: Console | None = None) -> InferResult:
+    """`posecli infer` on images (posecli.infer.photos): one result per image, people lifted with
+    T = 1, the same files as for a video (plus images.txt, frame i = line i)."""
+    from posecli.infer.photos import detect_photos, lift_photos
+
+    start = time.perf_counter()
+    if options.keypoints is not None or options.render:
+        raise PoseCliError("--keypoints and --render need a video; images are detected and lifted one by one")
+    if model is None:
+        model = load_infer_model(options.checkpoint, options.model, options.device)
+    if getattr(model, "family", "lifter") != "lifter":
+        raise PoseCliError("images are lifted with a 2D-to-3D lifter; --model image needs a video")
+    with _Stages(console) as progress:
+        own = detector is None
+        if own:
+            from posecli.infer.blazepose import BlazePoseMultiDetector
+
+            detector = BlazePoseMultiDetector(max_people=options.max_people or DEFAULT_MAX_PEOPLE)
+        try:
+            with progress.timed("detect"):
+                people, size = detect_photos(files, detector, options.detect_side, options.max_people)
+        finally:
+            if own:
+                detector.close()
+        with progress.timed("lift"):
+            poses = lift_photos(people, size, model, options)
+        with atomic_folder(out_dir, merge=True) as tmp:
+            with progress.timed("write"):
+                written = write_outputs(tmp, poses, viewer=options.viewer, title=f"{len(files)} images")
+                written.append(tmp / "images.txt")
+                written[-1].write_text("".join(f"{p}\n" for p in files), encoding="utf-8")
+    return InferResult(out_dir, poses, [out_dir / f.name for f in written], sum(len(p) for p in people),
+                       progress.timings, time.perf_counter() - start)

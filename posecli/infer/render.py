@@ -3,7 +3,9 @@
 Drawing uses OpenCV (antialiased lines on uint8 RGB arrays) and encoding PyAV H.264 (video.py).
 The 3D panel is an orthographic view of the root-relative pose from a fixed oblique direction
 (the camera frame turned about the vertical axis), so depth errors the video hides become visible.
-Left limbs are blue, right limbs red, the trunk green, in both panels.
+Each track has its own colours, the same in both panels, with its id written above its head: the
+first keeps left limbs blue, right limbs red and the trunk green; the others get other hues, their
+left limbs lighter than their right ones.
 """
 
 from __future__ import annotations
@@ -20,8 +22,24 @@ from posecli.skeleton import H36M_BONES, H36M_JOINTS
 _LEFT = {j for j, name in enumerate(H36M_JOINTS) if name.startswith("l_")}
 _RIGHT = {j for j, name in enumerate(H36M_JOINTS) if name.startswith("r_")}
 COLORS = {"left": (60, 120, 255), "right": (255, 70, 60), "centre": (40, 200, 80)}
-BONE_COLORS = [COLORS["left"] if b in _LEFT else COLORS["right"] if b in _RIGHT else COLORS["centre"]
-               for _, b in H36M_BONES]
+# Per track: (left, right, centre) limb colours; tracks beyond the list reuse it cyclically.
+PERSON_COLORS = [
+    (COLORS["left"], COLORS["right"], COLORS["centre"]),
+    ((255, 230, 120), (230, 150, 0), (255, 190, 40)),     # yellow / orange
+    ((150, 255, 255), (0, 170, 200), (60, 220, 230)),     # cyan
+    ((255, 160, 255), (190, 40, 190), (230, 90, 230)),    # magenta
+    ((200, 255, 160), (90, 170, 30), (150, 220, 80)),     # lime
+    ((255, 255, 255), (150, 150, 150), (210, 210, 210)),  # grey
+]
+
+
+def bone_colors(person: int = 0) -> list[tuple[int, int, int]]:
+    """The colour of each H36M bone for the track in column `person`."""
+    left, right, centre = PERSON_COLORS[person % len(PERSON_COLORS)]
+    return [left if b in _LEFT else right if b in _RIGHT else centre for _, b in H36M_BONES]
+
+
+BONE_COLORS = bone_colors(0)
 PANEL_METRES = 2.4   # the 3D panel shows a square of this side around the pelvis
 
 
@@ -34,15 +52,25 @@ def _cv2():
 
 
 def draw_skeleton_2d(image: np.ndarray, keypoints: np.ndarray, confidence: np.ndarray,
-                     thickness: int = 3) -> None:
-    """Draw one H36M-17 pose [17, 2] (image pixels) in place; joints with confidence 0 are skipped."""
+                     thickness: int = 3, person: int = 0, label: str | None = None) -> None:
+    """Draw one H36M-17 pose [17, 2] (image pixels) in place in the colours of track column
+    `person`, with `label` above the head; joints with confidence 0 are skipped."""
     cv2 = _cv2()
     pts = np.round(np.nan_to_num(keypoints)).astype(np.int32)
-    for (a, b), color in zip(H36M_BONES, BONE_COLORS):
+    colors = bone_colors(person)
+    for (a, b), color in zip(H36M_BONES, colors):
         if confidence[a] > 0 and confidence[b] > 0:
             cv2.line(image, tuple(pts[a]), tuple(pts[b]), color, thickness, cv2.LINE_AA)
     for j in np.flatnonzero(confidence > 0):
         cv2.circle(image, tuple(pts[j]), thickness + 1, (255, 255, 255), -1, cv2.LINE_AA)
+    seen = confidence > 0
+    if label is not None and seen.any():
+        x, y = int(pts[seen, 0].mean()), int(pts[seen, 1].min()) - 4 * thickness
+        scale = max(0.5, thickness / 3)
+        cv2.putText(image, label, (x, max(y, 12)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
+                    thickness + 2, cv2.LINE_AA)
+        cv2.putText(image, label, (x, max(y, 12)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    PERSON_COLORS[person % len(PERSON_COLORS)][2], thickness, cv2.LINE_AA)
 
 
 def view_rotation(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
@@ -61,8 +89,10 @@ def project_panel(points: np.ndarray, size: int, rotation: np.ndarray, offset_x:
     return np.stack([size / 2 + (p[..., 0] + offset_x) * s, size / 2 + p[..., 1] * s], axis=-1)
 
 
-def draw_panel_3d(size: int, poses3d: np.ndarray, rotation: np.ndarray) -> np.ndarray:
-    """A size x size RGB panel with a floor grid and each valid pose [P, 17, 3] side by side."""
+def draw_panel_3d(size: int, poses3d: np.ndarray, rotation: np.ndarray,
+                  people: list[int] | None = None) -> np.ndarray:
+    """A size x size RGB panel with a floor grid and each valid pose [P, 17, 3] side by side,
+    pose i in the colours of track column people[i] (default: i)."""
     cv2 = _cv2()
     panel = np.full((size, size, 3), 24, np.uint8)
     floor = 0.9                                   # metres below the pelvis, about the feet
@@ -70,11 +100,12 @@ def draw_panel_3d(size: int, poses3d: np.ndarray, rotation: np.ndarray) -> np.nd
         for line in (np.array([[v, floor, -1.0], [v, floor, 1.0]]), np.array([[-1.0, floor, v], [1.0, floor, v]])):
             a, b = np.round(project_panel(line, size, rotation)).astype(np.int32)
             cv2.line(panel, tuple(a), tuple(b), (70, 70, 70), 1, cv2.LINE_AA)
-    people = [p for p in poses3d if np.isfinite(p).all()]
-    for i, pose in enumerate(people):
-        offset = (i - (len(people) - 1) / 2) * 0.9
+    columns = list(range(len(poses3d))) if people is None else people
+    shown = [(pose, col) for pose, col in zip(poses3d, columns) if np.isfinite(pose).all()]
+    for i, (pose, col) in enumerate(shown):
+        offset = (i - (len(shown) - 1) / 2) * 0.9
         draw_skeleton_2d(panel, project_panel(pose, size, rotation, offset), np.ones(len(pose)),
-                         thickness=max(2, size // 180))
+                         thickness=max(2, size // 180), person=col)
     return panel
 
 
@@ -108,8 +139,9 @@ def world_view(keypoints_world: np.ndarray, valid: np.ndarray, follow: bool) -> 
 
 
 def draw_world_panel(size: int, poses_world: np.ndarray, rotation: np.ndarray, centre: np.ndarray,
-                     metres: float) -> np.ndarray:
-    """A size x size panel of world-frame poses [P, 17, 3] where they stand, with the floor (y = 0)."""
+                     metres: float, people: list[int] | None = None) -> np.ndarray:
+    """A size x size panel of world-frame poses [P, 17, 3] where they stand, with the floor (y = 0),
+    pose i in the colours of track column people[i] (default: i)."""
     cv2 = _cv2()
     panel = np.full((size, size, 3), 24, np.uint8)
     step = 0.5 if metres <= 6 else 1.0
@@ -120,10 +152,11 @@ def draw_world_panel(size: int, poses_world: np.ndarray, rotation: np.ndarray, c
             a, b = np.round(project_panel((line - centre) @ _WORLD_TO_VIEW, size, rotation, metres=metres)
                             ).astype(np.int32)
             cv2.line(panel, tuple(a), tuple(b), (70, 70, 70), 1, cv2.LINE_AA)
-    for pose in poses_world:
+    columns = list(range(len(poses_world))) if people is None else people
+    for pose, col in zip(poses_world, columns):
         if np.isfinite(pose).all():
             draw_skeleton_2d(panel, project_panel((pose - centre) @ _WORLD_TO_VIEW, size, rotation, metres=metres),
-                             np.ones(len(pose)), thickness=max(2, size // 180))
+                             np.ones(len(pose)), thickness=max(2, size // 180), person=col)
     return panel
 
 
@@ -144,14 +177,16 @@ def render_video(video, poses: PoseSequence, out_path, *, height: int = 720, azi
                 frame = cv2.resize(frame, (round(frame.shape[1] * scale), round(frame.shape[0] * scale)),
                                    interpolation=cv2.INTER_AREA)
             frame = np.ascontiguousarray(frame)
-            for p in np.flatnonzero(poses.valid[f]):
+            people = np.flatnonzero(poses.valid[f])
+            for p in people:
                 draw_skeleton_2d(frame, poses.keypoints2d[f, p] * scale, poses.confidence[f, p],
-                                 thickness=max(2, frame.shape[0] // 240))
+                                 thickness=max(2, frame.shape[0] // 240), person=int(p),
+                                 label=f"id {int(poses.track_ids[p])}" if poses.num_tracks > 1 else None)
             if world is None:
-                panel = draw_panel_3d(frame.shape[0], poses.keypoints3d[f][poses.valid[f]], rotation)
+                panel = draw_panel_3d(frame.shape[0], poses.keypoints3d[f][people], rotation, people.tolist())
             else:
-                panel = draw_world_panel(frame.shape[0], world.keypoints3d_world[f][poses.valid[f]], rotation,
-                                         centres[f], side)
+                panel = draw_world_panel(frame.shape[0], world.keypoints3d_world[f][people], rotation,
+                                         centres[f], side, people.tolist())
             writer.write(np.concatenate([frame, panel], axis=1))
             if on_frame is not None:
                 on_frame()

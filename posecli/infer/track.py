@@ -9,7 +9,7 @@ gets a new id (the gap logic then treats the first track's end as the end).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,6 +25,9 @@ class Tracks:
     keypoints2d: np.ndarray  # float32 [F, P, 17, 2] pixels
     confidence: np.ndarray   # float32 [F, P, 17]
     track_ids: np.ndarray    # int64 [P]
+    # The detector's own metric 3D where it has one (BlazePose world landmarks, metres, H36M-17
+    # order, NaN where not detected): kept for comparisons, never an input of the lifter.
+    world3d: np.ndarray | None = field(default=None, kw_only=True)   # float32 [F, P, 17, 3]
 
     @property
     def num_frames(self) -> int:
@@ -61,18 +64,40 @@ def similarity(track_kp: np.ndarray, track_conf: np.ndarray, det: Detection) -> 
     return box_iou(_box(track_kp, track_conf), _box(det.keypoints, det.confidence))
 
 
+PREDICT_FRAMES = 10   # a track's motion is extrapolated at most this many frames past its last detection
+
+
+def _centre(kp: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    seen = conf > 0
+    return kp[seen].mean(axis=0) if seen.any() else kp.mean(axis=0)
+
+
+def _predicted(track: dict, frame: int) -> np.ndarray:
+    """The track's last pose moved by its velocity (pixels/frame) up to `frame`: people who cross
+    keep going, so two poses that meet are told apart by where each was heading."""
+    steps = min(frame - track["last"], PREDICT_FRAMES)
+    return track["kp"] + track["vel"] * np.float32(steps)
+
+
 def track_detections(frames: list[list[Detection]], *, max_people: int | None = None,
                      min_similarity: float = 0.2, max_age: int = 30, min_frames: int = 1) -> Tracks:
-    """Assign each frame's detections to tracks and keep the `max_people` longest ones."""
-    active: list[dict] = []      # {"id", "kp", "conf", "last"}
+    """Assign each frame's detections to tracks and keep the `max_people` longest ones.
+
+    Each frame, every open track is compared (OKS, or box IoU) with every detection at the pose
+    it is predicted to have now (constant velocity), and pairs are taken greedily, most similar
+    first, each track and detection at most once. A detection left over starts a new track, so a
+    person never takes the id of someone else who is still being followed; a track unmatched
+    for more than `max_age` frames is closed for good."""
+    active: list[dict] = []      # {"id", "kp", "conf", "last", "vel"}
     assigned: list[list[tuple[int, Detection]]] = []
     next_id = 0
     for f, dets in enumerate(frames):
         active = [t for t in active if f - t["last"] <= max_age]
+        predicted = [_predicted(t, f) for t in active]
         pairs = sorted(
-            ((similarity(t["kp"], t["conf"], d), ti, di)
+            ((similarity(predicted[ti], t["conf"], d), ti, di)
              for ti, t in enumerate(active) for di, d in enumerate(dets)),
-            reverse=True,
+            key=lambda x: x[0], reverse=True,
         )
         used_t, used_d, out = set(), set(), []
         for sim, ti, di in pairs:
@@ -83,12 +108,16 @@ def track_detections(frames: list[list[Detection]], *, max_people: int | None = 
             out.append((active[ti]["id"], dets[di]))
         for di, d in enumerate(dets):
             if di not in used_d:
-                active.append({"id": next_id, "kp": d.keypoints, "conf": d.confidence, "last": f})
+                active.append({"id": next_id, "kp": d.keypoints, "conf": d.confidence, "last": f,
+                               "vel": np.zeros(2, np.float32)})
                 out.append((next_id, d))
                 next_id += 1
         by_id = {t["id"]: t for t in active}
         for tid, d in out:
             t = by_id[tid]
+            if t["last"] < f:
+                step = (_centre(d.keypoints, d.confidence) - _centre(t["kp"], t["conf"])) / (f - t["last"])
+                t["vel"] = (0.5 * t["vel"] + 0.5 * step).astype(np.float32)
             t["kp"], t["conf"], t["last"] = d.keypoints, d.confidence, f
         assigned.append(out)
     return _to_arrays(assigned, len(frames), next_id, max_people=max_people, min_frames=min_frames)
@@ -118,9 +147,13 @@ def _to_arrays(assigned: list[list[tuple[int, Detection]]], num_frames: int, num
     column = {tid: p for p, tid in enumerate(keep)}
     kp = np.zeros((num_frames, len(keep), NUM_JOINTS, 2), dtype=np.float32)
     conf = np.zeros((num_frames, len(keep), NUM_JOINTS), dtype=np.float32)
+    has_world = any(d.world3d is not None for out in assigned for _, d in out)
+    world = np.full((num_frames, len(keep), NUM_JOINTS, 3), np.nan, np.float32) if has_world else None
     for f, out in enumerate(assigned):
         for tid, d in out:
             if tid in column:
                 kp[f, column[tid]] = d.keypoints
                 conf[f, column[tid]] = d.confidence
-    return Tracks(kp, conf, np.arange(len(keep), dtype=np.int64))
+                if world is not None and d.world3d is not None:
+                    world[f, column[tid]] = d.world3d
+    return Tracks(kp, conf, np.arange(len(keep), dtype=np.int64), world3d=world)

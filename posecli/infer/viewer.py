@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from posecli.infer.outputs import PoseSequence
-from posecli.infer.render import BONE_COLORS
+from posecli.infer.render import BONE_COLORS, bone_colors
 from posecli.skeleton import H36M_BONES
 
 MARKER = "/*POSECLI_DATA*/null"
@@ -36,10 +36,12 @@ def world_view_points(keypoints_world: np.ndarray, valid: np.ndarray) -> tuple[n
 
 
 def viewer_data(poses: PoseSequence, title: str, video: str | None = None, world=None) -> dict:
-    """The JSON the page reads: per track, a [17, 3] pose (mm-rounded metres) or null per frame;
-    `video` is a path relative to the page, played beside the 3D view and driving its frame index;
-    with `world` (posecli.infer.world.WorldPoses) the same poses in the world frame plus the floor size."""
-    tracks = [{"id": int(tid), "poses": _per_frame(poses.keypoints3d[:, p], poses.valid[:, p])}
+    """The JSON the page reads: per track, its bone colours (render.mp4's) and a [17, 3] pose
+    (mm-rounded metres) or null per frame; `video` is a path relative to the page, played beside
+    the 3D view and driving its frame index; with `world` (posecli.infer.world.WorldPoses) the same
+    poses in the world frame plus the floor size."""
+    tracks = [{"id": int(tid), "bone_colors": ["#%02x%02x%02x" % c for c in bone_colors(p)],
+               "poses": _per_frame(poses.keypoints3d[:, p], poses.valid[:, p])}
               for p, tid in enumerate(poses.track_ids.tolist())]
     data = {"title": title, "fps": float(poses.fps) or 30.0, "num_frames": poses.num_frames,
             "bones": [list(b) for b in H36M_BONES],
