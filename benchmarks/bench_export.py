@@ -45,7 +45,7 @@ def cmu_takes(data: Path, count: int, fps: float = 50.0):
 def trajectory(data: Path, count: int) -> None:
     import torch
 
-    from posecli.infer.pipeline import load_lifter
+    from posecli.infer.export import load_lifter
     from posecli.infer.world import foot_contact, gravity_frame, locate, remove_foot_sliding, skating_speed
     from posecli.families.lifter.predict import lift_sequence
 

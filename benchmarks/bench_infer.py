@@ -28,7 +28,9 @@ import numpy as np
 import torch
 
 from posecli.errors import PoseCliError
-from posecli.infer.pipeline import STAGES, InferOptions, load_lifter, run_inference
+from posecli.infer.export import load_lifter
+from posecli.infer.pipeline import InferOptions, run_inference
+from posecli.infer.stages import STAGES
 from posecli.infer.video import H264Writer, iter_frames, probe_video
 
 

@@ -142,14 +142,14 @@ def detect_view(video: Path, cache_dir: Path, frames: int | None) -> tuple[ViewD
 
 def lift_view(view: ViewDetections, model: torch.nn.Module) -> np.ndarray:
     """posecli infer's 3D for the view's main track: [F, 17, 3] metres, NaN where it has no pose."""
-    from posecli.infer.pipeline import InferOptions, lift_tracks, track_people
+    from posecli.infer.pipeline import InferOptions, track_people, track_poses
 
     options = InferOptions(viewer=False)
     tracks = track_people(view.detections(), view.fps, options)
     out = np.full((view.num_frames, NUM_JOINTS, 3), np.nan, np.float32)
     if tracks.num_tracks == 0:
         return out
-    poses = lift_tracks(tracks, view.fps, view.image_size, model, options)
+    poses = track_poses(tracks, view.fps, view.image_size, model, options)
     best = int(poses.valid.sum(axis=0).argmax())
     ok = poses.valid[:, best]
     out[ok] = poses.keypoints3d[ok, best]
@@ -440,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from posecli.infer.pipeline import load_lifter
+    from posecli.infer.export import load_lifter
 
     try:
         model = load_lifter(args.checkpoint)

@@ -26,7 +26,7 @@ from posecli.data.prepare import prepare
 from posecli.data.records import PrepareOptions
 from posecli.engine.trainer import train
 from posecli.families.image.validate import torso_pck02
-from posecli.engine.checkpoint import load_image_model
+from posecli.engine.checkpoint import load_model
 from posecli.families.image.predict import predict_frames
 
 
@@ -65,7 +65,7 @@ def main() -> None:
     result = train(cfg, run_dir, device="cpu", progress=False, console=Console(quiet=True))
     train_s = time.perf_counter() - t0
 
-    model, _ = load_image_model(result.last_checkpoint)
+    model, _ = load_model(result.last_checkpoint, family="image")
     t1 = time.perf_counter()
     with open_cache(test_cache) as cache:
         frames = np.arange(cache.num_frames)

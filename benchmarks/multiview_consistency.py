@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from posecli.metrics import p_mpjpe
-from posecli.infer.pipeline import InferOptions, load_lifter, run_inference
+from posecli.infer.export import load_lifter
+from posecli.infer.pipeline import InferOptions, run_inference
 
 
 def main_track(keypoints3d: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,8 +1,8 @@
 """Pose geometry shared by data, losses, metrics and inference, written once.
 
-The box around the confident joints (normalisation, detector noise, 2D metrics, smoothing scale)
-and the bones of a pose (bone losses, the scale of image-family 3D, SN-MPJPE) each had several
-hand-written copies; these are the one version. The bone helpers index with plain lists, so they
+The box around the confident joints (normalisation, detector noise, 2D metrics, smoothing scale),
+the overlap of two boxes (detector and tracker) and the bones of a pose (bone losses, the scale
+of image-family 3D, SN-MPJPE) each had several hand-written copies; these are the one version. The bone helpers index with plain lists, so they
 take numpy arrays and torch tensors alike (autograd flows through them).
 """
 
@@ -29,6 +29,15 @@ def box_side(points: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Longer side [...] of joint_box (-inf for a pose without a valid joint)."""
     lo, hi = joint_box(points, valid)
     return (hi - lo).max(axis=-1)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two [x0, y0, x1, y1] boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
 
 
 def _ends(bones: Sequence[tuple[int, int]]) -> tuple[list[int], list[int]]:

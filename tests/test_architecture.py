@@ -24,11 +24,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cli", ("posecli.cli", "posecli.__main__")),
 ]
 
-# Known exceptions, each an (importer, imported) file pair. infer/image_tracks.py still takes
-# pipeline.py's private progress type; it goes when infer dispatches through the model family.
-ALLOWED: set[tuple[str, str]] = {
-    ("posecli.infer.image_tracks", "posecli.infer.pipeline"),
-}
+# Known exceptions, each an (importer, imported) file pair; none today. A new one needs a reason
+# here and in docs/architecture.md.
+ALLOWED: set[tuple[str, str]] = set()
 
 
 def _module_name(path: Path) -> str:

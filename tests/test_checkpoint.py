@@ -200,15 +200,13 @@ def test_export_bundle_never_touches_the_package_unless_told(tmp_path, monkeypat
 
 
 def test_damaged_safetensors_is_one_clear_error_everywhere(tmp_path):
-    """A truncated bundle: --from, load_model and infer's family probe all give one PoseCliError."""
+    """A truncated bundle: --from and load_model (infer's only way in) give one PoseCliError."""
     from posecli.engine.checkpoint import ASSETS
-    from posecli.engine.checkpoint import checkpoint_family
 
     data = (ASSETS / "default.safetensors").read_bytes()
     bad = tmp_path / "cut.safetensors"
     bad.write_bytes(data[: len(data) // 3])
     (tmp_path / "cut.json").write_text((ASSETS / "default.json").read_text())
-    assert checkpoint_family(bad) == "lifter"
     with pytest.raises(PoseCliError, match=r"cut\.safetensors: damaged safetensors file"):
         load_model(bad)
     cfg = tiny_cfg()

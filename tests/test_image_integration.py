@@ -22,7 +22,7 @@ from posecli.engine.trainer import train
 from posecli.errors import PoseCliError
 from posecli import metrics as M
 from posecli.eval.protocols import evaluate_checkpoint
-from posecli.engine.checkpoint import load_image_model
+from posecli.engine.checkpoint import load_model
 from posecli.families.image.predict import predict_crops, to_metres
 from posecli.skeleton import NUM_JOINTS, JointStatus
 
@@ -187,7 +187,7 @@ def test_fixtures_through_the_cli(tmp_path, monkeypatch):
                  ["eval", "-c", "ft/last.ckpt", "-d", "h36m.h5", "--subjects", "S1,S5,S7,S8", "--flip",
                   "--every", "10", "-o", "report"]):
         run(*args, *(sets if args[0] != "eval" else []))
-    model, meta = load_image_model("ft/last.ckpt")
+    model, meta = load_model("ft/last.ckpt", family="image")
     assert meta["family"] == "image" and model.input_size == 64
     import json
     report = json.loads(Path("report/report.json").read_text())

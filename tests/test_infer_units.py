@@ -11,9 +11,9 @@ from infer_support import COCO_STANDING, coco_person
 
 from posecli.errors import PoseCliError
 from posecli.infer.detector import detection_from_layout
-from posecli.infer.gaps import fill_gaps, segments
+from posecli.data.gaps import fill_gaps, segments
 from posecli.infer.keypoints_io import read_keypoints
-from posecli.infer.smooth import one_euro, smooth_sequence
+from posecli.data.smooth import one_euro, smooth_sequence
 from posecli.infer.track import box_iou, track_detections
 
 # ---------------------------------------------------------------- smoothing

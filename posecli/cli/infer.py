@@ -95,8 +95,7 @@ def export_onnx_cmd(
     opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
 ) -> None:
     """Export a lifter to ONNX: input [batch, window, 17, 3] -> pose3d, dynamic batch."""
-    from posecli.infer.export import check_opset, export_onnx
-    from posecli.infer.pipeline import load_lifter
+    from posecli.infer.export import check_opset, export_onnx, load_lifter
     from posecli.output_path import check_output_file
 
     check_opset(opset)

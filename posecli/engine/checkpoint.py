@@ -197,8 +197,8 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise PoseCliError(f"damaged safetensors file ({str(exc).splitlines()[0]})", path) from None
 
 
-def load_bundled(name: str, device: str | torch.device = "cpu", assets: Path = ASSETS) -> LoadedModel:
-    """A model shipped in posecli/assets as safetensors weights + JSON metadata."""
+def _bundle_parts(name: str, assets: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], Path]:
+    """The metadata (family filled in) and verified weights of a bundle."""
     weights_path, meta_path = bundled_paths(name, assets)
     if not weights_path.is_file() or not meta_path.is_file():
         known = sorted(p.stem for p in assets.glob("*.safetensors")) if assets.is_dir() else []
@@ -213,26 +213,34 @@ def load_bundled(name: str, device: str | torch.device = "cpu", assets: Path = A
         raise PoseCliError("bundled model metadata has no 'config' mapping", meta_path)
     weights = read_safetensors(weights_path)
     _verify(weights, meta.get("checksum"), weights_path)
-    return _build({**meta, "family": str(meta.get("family", DEFAULT))}, weights, weights_path, device)
+    return {**meta, "family": str(meta.get("family", DEFAULT))}, weights, weights_path
+
+
+def load_bundled(name: str, device: str | torch.device = "cpu", assets: Path = ASSETS) -> LoadedModel:
+    """A model shipped in posecli/assets as safetensors weights + JSON metadata."""
+    return _build(*_bundle_parts(name, assets), device)
+
+
+def _model_parts(path_or_name: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], Path]:
+    if _is_name(path_or_name):
+        return _bundle_parts(str(path_or_name), ASSETS)
+    path = Path(path_or_name)
+    if path.suffix == ".safetensors":
+        return _bundle_parts(path.stem, path.parent)
+    ckpt = load_checkpoint(path)
+    return checkpoint_meta(ckpt), ckpt["model"], path
 
 
 def load_model(path_or_name: str | Path, device: str | torch.device = "cpu", *,
                family: str | None = None) -> LoadedModel:
     """A ready-to-run model (eval mode), its metadata and its family, from a checkpoint path, a
     bundled name, or a bundle's NAME.safetensors written elsewhere by `posecli export bundle -o
-    FOLDER`; the file is read once. `family` given: a model of another family is refused."""
-    device = select_device(device)
-    if _is_name(path_or_name):
-        loaded = load_bundled(str(path_or_name), device)
-    elif Path(path_or_name).suffix == ".safetensors":
-        loaded = load_bundled(Path(path_or_name).stem, device, assets=Path(path_or_name).parent)
-    else:
-        ckpt = load_checkpoint(path_or_name)
-        loaded = _build(checkpoint_meta(ckpt), ckpt["model"], Path(path_or_name), device)
-    if family is not None and loaded.meta["family"] != family:
-        raise PoseCliError(f"checkpoint holds a '{loaded.meta['family']}' model, not one of the {family} family",
-                           path_or_name)
-    return loaded
+    FOLDER`; the file is read once. `family` given: a model of another family is refused (in that
+    family's words) before anything is built."""
+    meta, weights, source = _model_parts(path_or_name)
+    if family is not None and meta["family"] != family:
+        raise PoseCliError(get_family(family).wrong_checkpoint(str(meta["family"])), path_or_name)
+    return _build(meta, weights, source, select_device(device))
 
 
 def export_bundled(ckpt: str | Path, out_dir: str | Path, name: str = "default", *,
@@ -319,27 +327,3 @@ def load_matching(model: nn.Module, source: str | Path) -> InitReport:
                            "it was trained for another architecture", source)
     module.load_state_dict(take, strict=False)
     return report
-
-
-# ---------------------------------------------------------------- infer's family probe
-# posecli/infer/pipeline.py still asks for the family before loading; the rest of posecli takes it
-# from load_model. These two go once infer dispatches through LoadedModel.family.
-
-def checkpoint_family(checkpoint: str | Path) -> str:
-    """The family name a checkpoint, bundle or bundled name declares (damage is load_model's to report)."""
-    path = Path(checkpoint)
-    if _is_name(checkpoint):
-        path = bundled_paths(str(checkpoint))[0]
-    if not path.is_file():
-        return DEFAULT
-    if path.suffix == ".safetensors":            # a bundle: its JSON says
-        try:
-            return str(json.loads(path.with_suffix(".json").read_text(encoding="utf-8")).get("family", DEFAULT))
-        except (OSError, ValueError, AttributeError):
-            return DEFAULT
-    return str(load_checkpoint(path).get("family", DEFAULT))
-
-
-def load_image_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """load_model for a checkpoint that must hold an image-family model."""
-    return load_model(checkpoint, device, family="image")

@@ -36,3 +36,8 @@ def family_of_model(model_name: object) -> Family:
     """The family whose models include `model_name`; DEFAULT for an unknown name, which
     posecli.models then reports."""
     return next((f for f in all_families() if model_name in f.models), get_family(DEFAULT))
+
+
+def family_of(model: object) -> Family:
+    """The family of a built model (its `family` attribute, which checkpoints store)."""
+    return get_family(str(getattr(model, "family", DEFAULT)))

@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from posecli.data.cache import PoseCache
+from posecli.families.tracks import Clock, TrackInput, TrackOptions, TrackPoses
 from posecli.models import build_model, model_options
 
 Objective = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
@@ -130,3 +131,19 @@ class Family(ABC):
     def predict_cache(self, model: nn.Module, cache: PoseCache, sequences: Sequence[int],
                       options: PredictOptions) -> Predictions:
         """Predict the selected sequences of a cache for `posecli eval`."""
+
+    # ------------------------------------------------------------- inference
+    @abstractmethod
+    def predict_tracks(self, model: nn.Module, tracks: TrackInput, options: TrackOptions,
+                       clock: Clock) -> TrackPoses:
+        """`posecli infer` on a video: 2D and root-relative 3D of every tracked person
+        (posecli.families.tracks: bridge gaps, smooth each run, predict, smooth the 3D)."""
+
+    @abstractmethod
+    def predict_people(self, model: nn.Module, keypoints2d: np.ndarray, confidence: np.ndarray,
+                       options: TrackOptions) -> np.ndarray:
+        """`posecli infer` on photos: root-relative 3D [N, 17, 3] of N unrelated detected people."""
+
+    def wrong_checkpoint(self, found: str) -> str:
+        """What infer says when asked for this family (--model NAME) but given a `found` one."""
+        return f"checkpoint holds a '{found}' model; --model {self.name} needs a {self.name}-family checkpoint"

@@ -1,7 +1,7 @@
 """`posecli export onnx`: a lifter as an ONNX graph with a dynamic batch axis.
 
 The graph takes `input` float32 [batch, window, 17, 3] (normalised 2D + confidence, exactly what
-posecli.predict feeds the model) and returns `pose3d` [batch, T', 17, 3] in metres, root-relative.
+posecli.families.lifter.predict feeds the model) and returns `pose3d` [batch, T', 17, 3] in metres, root-relative.
 Torch's TorchScript-based exporter is used because it needs only the `onnx` package (the dynamo
 exporter also needs onnxscript); the file is written to a temp file and renamed into place.
 """
@@ -69,3 +69,11 @@ def check_bundle_name(name: str) -> str:
         raise PoseCliError(f"--name must be a plain name (letters, digits, '_', '-', '.'; no folders), "
                            f"got {name!r}")
     return name
+
+
+def load_lifter(checkpoint: str | Path, device: str = "cpu") -> nn.Module:
+    """The model of a checkpoint that must be a lifter: ONNX export (input [batch, window, 17, 3])
+    and the benchmarks that feed 2D keypoints take no other family."""
+    from posecli.infer.pipeline import load_infer_model
+
+    return load_infer_model(checkpoint, "lifter", device)

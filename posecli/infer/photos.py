@@ -9,6 +9,7 @@ files have the video path's layout and the same writers and viewer serve both.
 from __future__ import annotations
 
 import glob
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -61,10 +62,10 @@ def detect_photos(files: list[Path], detector: Detector, detect_side: int | None
     return people, size
 
 
-def lift_photos(people: list[list[Detection]], image_size: tuple[int, int], model, options) -> PoseSequence:
-    """Lift every person of every image as a one-frame sequence."""
-    from posecli.families.lifter.predict import lift_sequence
-
+def lift_photos(people: list[list[Detection]], image_size: tuple[int, int],
+                lift: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> PoseSequence:
+    """Every person of every image in one sequence; `lift(keypoints2d [N, 17, 2], confidence
+    [N, 17])` gives their root-relative 3D (the model family's predict_people)."""
     f, p = len(people), max([len(found) for found in people] + [0])
     if p == 0:
         raise PoseCliError("nobody was detected in any image")
@@ -74,11 +75,13 @@ def lift_photos(people: list[list[Detection]], image_size: tuple[int, int], mode
     world = np.full((f, p, NUM_JOINTS, 3), np.nan, np.float32)
     valid = np.zeros((f, p), bool)
     for i, found in enumerate(people):
+        if not found:
+            continue
+        n = len(found)
+        kp3[i, :n] = lift(np.stack([d.keypoints for d in found]), np.stack([d.confidence for d in found]))
         for j, d in enumerate(found):
-            k3 = lift_sequence(model, d.keypoints[None], d.confidence[None], flip=options.flip,
-                               device=options.device)[0]
             kp2[i, j] = np.where(d.confidence[:, None] > 0, d.keypoints, np.nan)
-            conf[i, j], kp3[i, j], valid[i, j] = d.confidence, k3 - k3[:1], True
+            conf[i, j], valid[i, j] = d.confidence, True
             if d.world3d is not None:
                 world[i, j] = d.world3d
     has_world = any(d.world3d is not None for found in people for d in found)

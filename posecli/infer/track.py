@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from posecli.geometry import box_iou
 from posecli.metrics import oks
 from posecli.infer.detector import Detection
 from posecli.skeleton import NUM_JOINTS
@@ -43,15 +44,6 @@ def _box(kp: np.ndarray, conf: np.ndarray) -> np.ndarray:
     if len(seen) == 0:
         return np.zeros(4)
     return np.concatenate([seen.min(axis=0), seen.max(axis=0)]).astype(np.float64)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two [x0, y0, x1, y1] boxes."""
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def similarity(track_kp: np.ndarray, track_conf: np.ndarray, det: Detection) -> float:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from posecli.data.cameras import Camera
-from posecli.infer.gaps import segments
-from posecli.infer.smooth import smooth_sequence
+from posecli.data.gaps import segments
+from posecli.data.smooth import smooth_sequence
 from posecli.skeleton import H36M_JOINTS
 
 FEET = (H36M_JOINTS.index("r_ankle"), H36M_JOINTS.index("l_ankle"))   # contact[..., 0] right, [..., 1] left

@@ -17,8 +17,10 @@ from posecli.errors import PoseCliError
 from posecli.families.base import Family, Objective, PredictOptions, Predictions, Range, counting
 from posecli.families.image import objective
 from posecli.families.image.predict import predict_cache_frames, sequence_frames
+from posecli.families.image.tracks import predict_tracks
 from posecli.families.image.validate import HIGHER_IS_BETTER, validation_metric
 from posecli.families.image.windows import build_image_dataloader
+from posecli.families.tracks import Clock, TrackInput, TrackOptions, TrackPoses
 from posecli.models import build_model
 from posecli.skeleton import NUM_JOINTS
 
@@ -86,6 +88,18 @@ class ImageFamily(Family):
         pred2d = np.full((cache.num_frames, NUM_JOINTS, 2), np.nan, dtype=np.float32)
         pred3d[frames], pred2d[frames] = out["keypoints3d"], out["keypoints2d"]
         return Predictions(pred3d if cache.has3d else None, pred2d, {"flip": options.flip, "family": "image"})
+
+    def predict_tracks(self, model: nn.Module, tracks: TrackInput, options: TrackOptions,
+                       clock: Clock) -> TrackPoses:
+        return predict_tracks(model, tracks, options, clock)
+
+    def predict_people(self, model: nn.Module, keypoints2d: np.ndarray, confidence: np.ndarray,
+                       options: TrackOptions) -> np.ndarray:
+        raise PoseCliError("images are lifted with a 2D-to-3D lifter; --model image needs a video")
+
+    def wrong_checkpoint(self, found: str) -> str:
+        return ("--model image needs an image-family checkpoint (--checkpoint FILE from "
+                "`posecli pretrain/finetune --preset ...-image-...`)")
 
 
 FAMILY = ImageFamily()

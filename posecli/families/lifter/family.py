@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -16,7 +17,9 @@ from posecli.errors import PoseCliError
 from posecli.families.base import Family, Objective, PredictOptions, Predictions, Range, counting
 from posecli.families.lifter import objective
 from posecli.families.lifter.predict import predict_cache
+from posecli.families.lifter.tracks import lift_people, lift_tracks
 from posecli.families.lifter.validate import validation_metric
+from posecli.families.tracks import Clock, TrackInput, TrackOptions, TrackPoses
 
 DEFAULT_PROTOCOLS = ("p1", "p2", "n", "vel", "pck", "auc")
 
@@ -71,6 +74,17 @@ class LifterFamily(Family):
                              input_noise=options.input_noise)
         return Predictions(pred, None, {"flip": options.flip, "stride": options.stride,
                                         "input_noise": options.input_noise})
+
+    def predict_tracks(self, model: nn.Module, tracks: TrackInput, options: TrackOptions,
+                       clock: Clock) -> TrackPoses:
+        return lift_tracks(model, tracks, options, clock)
+
+    def predict_people(self, model: nn.Module, keypoints2d: np.ndarray, confidence: np.ndarray,
+                       options: TrackOptions) -> np.ndarray:
+        return lift_people(model, keypoints2d, confidence, options)
+
+    def wrong_checkpoint(self, found: str) -> str:
+        return f"checkpoint holds a '{found}' model; infer needs a 2D-to-3D 'lifter'"
 
 
 FAMILY = LifterFamily()
