@@ -176,6 +176,21 @@ def test_cli_predictions_and_compare(tmp_path):
     assert "Walking" in res.output and "B-A" in res.output
 
 
+def test_cli_checkpoint_eval_scores_every_kth_frame(tmp_path):
+    """--every reaches a checkpoint's evaluation, not only a predictions file's (it was dropped)."""
+    cache, _ = _cache(tmp_path)
+    cfg = {"model": {"name": "stformer", "size": "xs", "window": 9, "dim": 16, "depth": 1, "heads": 2}}
+    ckpt = save_checkpoint(tmp_path / "m.pt", build_model(cfg["model"]), cfg)
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)
+    res = CliRunner().invoke(app, ["eval", "--checkpoint", str(ckpt), "--data", str(cache), "--protocols", "p1",
+                                   "--every", "2", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    data = load_report(tmp_path / "r")["data"]
+    assert data["every"] == 2 and data["frames"] == 5 + 15 + 10          # S9/S11 sequences of 10, 30, 20
+
+
 def test_cli_user_error_is_one_red_line(tmp_path):
     cache, _ = _cache(tmp_path)
     bad = tmp_path / "short.npz"

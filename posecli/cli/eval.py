@@ -84,7 +84,7 @@ def eval_command(
             task = bar.add_task("lift", total=None)
             result = evaluate_checkpoint(
                 checkpoint, data, protocols=keys, subjects=subject_list, flip=flip, stride=stride,
-                batch_size=batch_size, device=device, input_noise=input_noise,
+                batch_size=batch_size, device=device, every=every, input_noise=input_noise,
                 progress=lambda done, total: bar.update(task, completed=done, total=total))
     folder = write_report(result, out)
     print_report(result.report, console)
