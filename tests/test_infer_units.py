@@ -139,6 +139,35 @@ def test_tracks_carry_the_detectors_world_landmarks():
     assert track_detections([[_walker(0, 100.0, 0.0)]]).world3d is None
 
 
+# The example clip's jumping-jack person (examples/sports2d_demo_4s.mp4) as the bundled detector
+# finds it at frames 22 and 23, H36M order, pixels: arms straight up and legs together (a box 26 px
+# wide and 209 px tall), then arms and legs spread out.
+THIN_POSE = np.array([[346, 153], [347, 153], [352, 190], [357, 234], [344, 154], [337, 195], [331, 236],
+                      [347, 119], [348, 85], [343, 61], [343, 59], [345, 85], [349, 54], [352, 27], [351, 84],
+                      [340, 56], [342, 27]], np.float32)
+SPREAD_POSE = np.array([[345, 149], [332, 148], [313, 188], [298, 231], [357, 150], [371, 194], [387, 231],
+                        [345, 114], [346, 80], [344, 55], [344, 52], [364, 80], [385, 56], [393, 34], [328, 80],
+                        [303, 51], [298, 20]], np.float32)
+
+
+def test_a_thin_pose_and_the_same_person_a_frame_later_stay_one_track():
+    from posecli.infer.detector import Detection
+    from posecli.infer.track import person_area, similarity
+
+    conf = np.ones(17, np.float32)
+    assert person_area(THIN_POSE, conf) == pytest.approx(209.0 * 209.0 / 2)      # not 26 x 209
+    assert person_area(SPREAD_POSE, conf) == pytest.approx(211.0 * 211.0 / 2)     # 95 x 211
+    star = np.float32([[0, 0], [100, 80]] * 8 + [[50, 40]])
+    assert person_area(star, conf) == pytest.approx(100.0 * 80.0)                # a wide box as it is
+    assert similarity(THIN_POSE, conf, Detection(SPREAD_POSE, conf, 1.0)) > 0.4
+    tracks = track_detections([[Detection(THIN_POSE, conf, 1.0)], [Detection(SPREAD_POSE, conf, 1.0)]])
+    assert tracks.num_tracks == 1 and (tracks.confidence[:, 0] > 0).all()
+    # Someone else half a body height away is still a stranger.
+    assert similarity(THIN_POSE, conf, Detection(THIN_POSE + np.float32([100, 0]), conf, 1.0)) < 0.01
+    assert track_detections([[Detection(THIN_POSE, conf, 1.0)],
+                             [Detection(SPREAD_POSE + np.float32([100, 0]), conf, 1.0)]]).num_tracks == 2
+
+
 def test_box_iou_exact():
     assert box_iou(np.array([0, 0, 2, 2]), np.array([1, 0, 3, 2])) == pytest.approx(1 / 3)
     assert box_iou(np.array([0, 0, 1, 1]), np.array([2, 2, 3, 3])) == 0.0

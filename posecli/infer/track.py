@@ -54,11 +54,25 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def person_area(kp: np.ndarray, conf: np.ndarray) -> float:
+    """The OKS scale of a pose: its box area with the short side raised to at least half the long
+    side. A person standing with arms down, or seen side on, has a box a tenth as wide as it is
+    tall; its bare area would make OKS so strict that the same person doing a jumping jack one
+    frame later scores as a stranger (and the track breaks)."""
+    seen = kp[conf > 0]
+    if len(seen) == 0:
+        return 0.0
+    side = seen.max(axis=0) - seen.min(axis=0)
+    long, short = float(side.max()), float(side.min())
+    return long * max(short, long / 2)
+
+
 def similarity(track_kp: np.ndarray, track_conf: np.ndarray, det: Detection) -> float:
-    """COCO OKS against the track's last pose (posecli.eval.metrics.oks), or box IoU when the two
-    share no joint that has an OKS sigma."""
+    """COCO OKS against the track's last pose (posecli.eval.metrics.oks) at the track's
+    `person_area`, or box IoU when the two share no joint that has an OKS sigma."""
     valid = ((track_conf > 0) & (det.confidence > 0))[None]
-    value = float(oks(det.keypoints[None], track_kp[None], valid)[0])
+    area = np.array([person_area(track_kp, track_conf)])
+    value = float(oks(det.keypoints[None], track_kp[None], valid, area)[0])
     if np.isfinite(value):
         return value
     return box_iou(_box(track_kp, track_conf), _box(det.keypoints, det.confidence))
