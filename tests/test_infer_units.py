@@ -168,6 +168,20 @@ def test_a_thin_pose_and_the_same_person_a_frame_later_stay_one_track():
                              [Detection(SPREAD_POSE + np.float32([100, 0]), conf, 1.0)]]).num_tracks == 2
 
 
+def test_a_person_seen_mirrored_for_a_frame_keeps_the_track():
+    from posecli.infer.detector import Detection
+    from posecli.infer.track import similarity
+    from posecli.skeleton import H36M_FLIP_PERM
+
+    conf = np.ones(17, np.float32)
+    mirrored = SPREAD_POSE[H36M_FLIP_PERM]          # the same pixels, left and right labels swapped
+    assert similarity(SPREAD_POSE, conf, Detection(mirrored, conf, 1.0)) == pytest.approx(1.0)
+    frames = [[Detection(SPREAD_POSE + np.float32([f, 0]) if f != 3 else mirrored, conf, 1.0)] for f in range(6)]
+    tracks = track_detections(frames)
+    assert tracks.num_tracks == 1 and (tracks.confidence[:, 0] > 0).all()
+    assert np.array_equal(tracks.keypoints2d[3, 0], mirrored)          # kept as detected
+
+
 def test_box_iou_exact():
     assert box_iou(np.array([0, 0, 2, 2]), np.array([1, 0, 3, 2])) == pytest.approx(1 / 3)
     assert box_iou(np.array([0, 0, 1, 1]), np.array([2, 2, 3, 3])) == 0.0

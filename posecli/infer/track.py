@@ -15,7 +15,7 @@ import numpy as np
 
 from posecli.eval.metrics import oks
 from posecli.infer.detector import Detection
-from posecli.skeleton import NUM_JOINTS
+from posecli.skeleton import H36M_FLIP_PERM, NUM_JOINTS
 
 
 @dataclass
@@ -69,10 +69,17 @@ def person_area(kp: np.ndarray, conf: np.ndarray) -> float:
 
 def similarity(track_kp: np.ndarray, track_conf: np.ndarray, det: Detection) -> float:
     """COCO OKS against the track's last pose (posecli.eval.metrics.oks) at the track's
-    `person_area`, or box IoU when the two share no joint that has an OKS sigma."""
-    valid = ((track_conf > 0) & (det.confidence > 0))[None]
+    `person_area`, or box IoU when the two share no joint that has an OKS sigma.
+
+    The detection counts with its left and right joints as given or swapped, whichever is
+    closer: a person turning round is often seen from one side and then mirrored for a few
+    frames, and with arms spread that alone would break the track."""
     area = np.array([person_area(track_kp, track_conf)])
-    value = float(oks(det.keypoints[None], track_kp[None], valid, area)[0])
+    values = []
+    for order in (slice(None), H36M_FLIP_PERM):
+        kp, conf = det.keypoints[order], det.confidence[order]
+        values.append(float(oks(kp[None], track_kp[None], ((track_conf > 0) & (conf > 0))[None], area)[0]))
+    value = max(values)
     if np.isfinite(value):
         return value
     return box_iou(_box(track_kp, track_conf), _box(det.keypoints, det.confidence))
