@@ -182,6 +182,27 @@ def test_a_person_seen_mirrored_for_a_frame_keeps_the_track():
     assert np.array_equal(tracks.keypoints2d[3, 0], mirrored)          # kept as detected
 
 
+def test_a_person_the_detector_followed_through_a_flip_keeps_the_track():
+    from posecli.infer.detector import Detection
+
+    conf = np.ones(17, np.float32)
+    centre = THIN_POSE[0]
+    turned = [(THIN_POSE - centre) @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]], np.float32) + centre
+              for a in np.radians([0, 90, 180, 270, 360])]     # a flip seen at a low frame rate
+
+    def frames(follow_ids):
+        return [[Detection(kp, conf, 1.0, follow_id=fid)] for kp, fid in zip(turned, follow_ids)]
+
+    assert track_detections(frames([None] * 5)).num_tracks > 1                  # OKS alone loses it
+    followed = track_detections(frames([7] * 5))
+    assert followed.num_tracks == 1 and (followed.confidence[:, 0] > 0).all()
+    # Only the same id links, also across frames the detector followed without reporting them.
+    assert track_detections(frames([7, 7, 8, 8, 8])).num_tracks > 1
+    gap = frames([7] * 5)
+    gap[2] = []
+    assert track_detections(gap).num_tracks == 1
+
+
 def test_box_iou_exact():
     assert box_iou(np.array([0, 0, 2, 2]), np.array([1, 0, 3, 2])) == pytest.approx(1 / 3)
     assert box_iou(np.array([0, 0, 1, 1]), np.array([2, 2, 3, 3])) == 0.0

@@ -30,6 +30,9 @@ class Detection:
     confidence: np.ndarray  # float32 [17], 0 = missing
     score: float            # person score (mean confidence of the observed joints)
     world3d: np.ndarray | None = None  # float32 [17, 3] metres: the detector's own 3D, if it has one
+    # A detector that follows people from frame to frame (posecli.infer.blazepose) gives each one an
+    # id; equal ids in consecutive frames are the same person followed, which the tracker trusts.
+    follow_id: int | None = None
 
 
 class Detector(Protocol):
