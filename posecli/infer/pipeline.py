@@ -83,6 +83,7 @@ class InferOptions:
     fill_gaps: bool = False                # BVH: interpolate a track's interior missing frames
     render_follow: bool = True             # render's 3D view follows the person (False: fixed on the floor)
     overwrite: bool = False                # replace the results of an earlier run in out_dir
+    max_frames: int | None = None          # camera / stream input: stop recording after N frames
 
 
 @dataclass
@@ -323,6 +324,16 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
     check_output_folder(out_dir)
     check_no_earlier_run(Path(out_dir), options.overwrite)
     from posecli.infer.photos import image_files
+    from posecli.infer.stream import RECORDING, is_stream, record_stream
+
+    if options.max_frames is not None:
+        check_range("--max-frames", options.max_frames, 1, integer=True)
+    if is_stream(video):                    # recorded into the output folder, then read as a file
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        record_stream(video, Path(out_dir) / RECORDING, options.max_frames)
+        video = Path(out_dir) / RECORDING
+    elif options.max_frames is not None:
+        raise PoseCliError("--max-frames is for a camera or stream; a file is read whole", video)
 
     photos = image_files(video)
     if photos is not None:
