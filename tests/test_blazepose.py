@@ -107,3 +107,25 @@ def test_both_people_of_the_example_clip():
     assert len({d.follow_id for d in roof}) == 1                           # one id while followed
     assert walker.follow_id != roof[20].follow_id
     assert math.isfinite(walker.score) and walker.score > 0.5
+
+
+def test_mediapipe_alternative_with_whichever_version_is_present():
+    """MediaPipe is optional: with 0.10.21 its one-person solution finds the roof person as the
+    bundled detector does; with a newer release (no `solutions`) it is one clear error."""
+    mediapipe = pytest.importorskip("mediapipe")
+    pytest.importorskip("av")
+    from posecli.errors import PoseCliError
+    from posecli.infer.detector import BlazePoseDetector
+    from posecli.infer.video import iter_frames
+
+    try:
+        detector = BlazePoseDetector()
+    except PoseCliError as exc:
+        assert f"mediapipe {mediapipe.__version__} has no legacy solutions API" in str(exc)
+        assert not hasattr(mediapipe, "solutions")
+        return
+    frames = list(iter_frames(EXAMPLE, max_frames=6))
+    with detector:
+        found = [detector(f) for f in frames][-1]           # video mode: found from the 3rd frame on
+    assert len(found) == 1
+    assert 250 < found[0].keypoints[0, 0] < 450 and found[0].world3d.shape == (17, 3)

@@ -38,7 +38,7 @@ def test_max_frames_stops_the_recording_and_the_rest_is_processed(url, tmp_path)
     assert len(recorded) == 12
     # Copied, not re-encoded: the recording decodes to exactly the source's first 12 frames.
     assert all(np.array_equal(a, b) for a, b in zip(recorded, read_frames(url.removeprefix("file://"))[:12]))
-    assert (out / "poses.npz").exists()
+    assert (out / "poses.npz").exists() and out / stream.RECORDING in result.files
 
 
 def test_ctrl_c_ends_the_recording_cleanly_with_outputs_written(url, tmp_path, monkeypatch):

@@ -328,10 +328,12 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
 
     if options.max_frames is not None:
         check_range("--max-frames", options.max_frames, 1, integer=True)
+    recording = None
     if is_stream(video):                    # recorded into the output folder, then read as a file
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        record_stream(video, Path(out_dir) / RECORDING, options.max_frames)
-        video = Path(out_dir) / RECORDING
+        recording = Path(out_dir) / RECORDING
+        record_stream(video, recording, options.max_frames)
+        video = recording
     elif options.max_frames is not None:
         raise PoseCliError("--max-frames is for a camera or stream; a file is read whole", video)
 
@@ -394,6 +396,8 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
                                  world=world.poses, follow=options.render_follow)
                 files.append(tmp / "render.mp4")
     out = Path(out_dir)
+    if recording is not None:
+        files.append(recording)
     return InferResult(out, poses, [out / f.name for f in files], detections, progress.timings,
                        time.perf_counter() - start)
 
