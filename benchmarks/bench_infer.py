@@ -123,7 +123,7 @@ def main() -> None:
                 except PoseCliError as exc:
                     print(f"  [{kind}] skipped: {exc}")
                     continue
-                out = (args.keep / f"{video.stem}-{kind}") if args.keep else Path(tmp) / f"out-{kind}"
+                out = (args.keep or Path(tmp)) / f"{video.stem}-{kind}"
                 options = InferOptions(smooth=args.smooth, max_people=args.max_people, render=args.keep is not None)
                 t0 = time.perf_counter()
                 result = run_inference(video, out, options, model=model, detector=detector)
