@@ -108,6 +108,23 @@ def test_two_people_crossing_with_occlusion_keep_their_ids():
     assert np.allclose(x[b_seen, 1 - a_col], 260.0 - 6.0 * np.flatnonzero(b_seen))  # B, never A
 
 
+def test_crossing_with_the_detectors_follow_ids_keeps_both_ids():
+    # As above, with the ids a following detector gives: A is followed throughout (id 1); B is
+    # lost behind A and found again by the person detector under a new id (2, then 3).
+    frames = []
+    for f in range(40):
+        a, b = _walker(f, 20.0, 6.0), _walker(f, 260.0, -6.0)
+        a.follow_id, b.follow_id = 1, 2 if f < 17 else 3
+        frames.append([a] if 17 <= f <= 23 else [b, a] if f % 2 else [a, b])
+    tracks = track_detections(frames)
+    assert tracks.num_tracks == 2
+    x = _pelvis_x(tracks)
+    a_col = 0 if x[0, 0] < x[0, 1] else 1
+    assert np.allclose(x[:, a_col], 20.0 + 6.0 * np.arange(40))
+    b_seen = np.isfinite(x[:, 1 - a_col])
+    assert b_seen.sum() == 33 and np.allclose(x[b_seen, 1 - a_col], 260.0 - 6.0 * np.flatnonzero(b_seen))
+
+
 def test_person_who_leaves_and_returns_never_takes_someone_elses_id():
     # B stands still at x=300 throughout; A is seen at frames 0-9 and 25-39 near x=100.
     frames = [[_walker(f, 300.0, 0.0)] + ([_walker(f, 100.0, 0.0)] if f < 10 or f >= 25 else [])
