@@ -11,9 +11,11 @@ Apache-2.0 BlazePose models (posecli/infer/models/README.md) and runs the graph 
    distance, rotated so the body stands upright (BlazePose's alignment rule);
 3. landmark model on the 256x256 rotated crop of each ROI: 39 landmarks (33 body + 2 that give
    the next frame's ROI), visibility, a presence score, and 39 world landmarks in metres;
-4. between frames each person is followed by the ROI of its own landmarks (cheap, stable); the
-   detector runs again, while fewer than `max_people` are followed, every `detect_every` frames
-   (to find people who entered) and on the frame after someone was lost.
+4. between frames each person is followed by the ROI of its own landmarks (cheap, stable) under
+   one `follow_id`, which the tracker trusts; the detector runs again, while fewer than
+   `max_people` are followed, every `detect_every` frames (to find people who entered) and on the
+   frame after someone was lost. The presence flag (a probability) decides who is reported; a
+   person already followed survives up to `follow_frames` frames where it fails (flips).
 
 Coordinates are handled in pixels throughout, so non-square frames need no special case.
 """
