@@ -30,7 +30,7 @@ import numpy as np
 
 from posecli.errors import PoseCliError
 from posecli.infer.detector import Detection, detection_from_layout
-from posecli.infer.track import similarity
+from posecli.infer.track import box_iou, similarity
 
 MODELS = Path(__file__).parent / "models"
 DETECTOR_MODEL = MODELS / "pose_detection.tflite"
@@ -122,14 +122,6 @@ def aligned_roi(start: np.ndarray, end: np.ndarray) -> Roi:
     angle = math.pi / 2 - math.atan2(-dy, dx)
     angle = angle - 2 * math.pi * math.floor((angle + math.pi) / (2 * math.pi))
     return Roi(float(start[0]), float(start[1]), 2 * math.hypot(dx, dy) * ROI_SCALE, angle)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def detection_tiles(height: int, width: int) -> list[tuple[int, int, int | None]]:
