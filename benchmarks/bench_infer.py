@@ -77,6 +77,10 @@ def report(name: str, result, detector, wall: float) -> float:
         s = result.timings.get(stage, 0.0)
         if s > 0:
             print(f"    {stage:<8}{s:>9.2f}{100 * s / busy:>7.1f}%{frames / s:>10.1f}")
+    detect = result.timings.get("detect", 0.0)
+    if detect > 0:
+        print(f"    detector alone {frames / detect:.1f} frames/s; end to end / detector alone = "
+              f"{fps / (frames / detect):.2f}")
     inner = getattr(detector, "timings", None)
     if inner:
         print(f"    detect = person detector {inner['detector']:.2f} s ({detector.detector_runs} runs) + "
@@ -121,7 +125,7 @@ def main() -> None:
                 except PoseCliError as exc:
                     print(f"  [{kind}] skipped: {exc}")
                     continue
-                out = (args.keep / f"{video.stem}-{kind}") if args.keep else Path(tmp) / f"out-{kind}"
+                out = (args.keep or Path(tmp)) / f"{video.stem}-{kind}"
                 options = InferOptions(smooth=args.smooth, max_people=args.max_people, render=args.keep is not None)
                 t0 = time.perf_counter()
                 result = run_inference(video, out, options, model=model, detector=detector)

@@ -86,6 +86,13 @@ def test_both_people_of_the_example_clip():
     frames = list(iter_frames(EXAMPLE, max_frames=24))
     with BlazePoseMultiDetector(max_people=4) as detector:
         people = [detector(f) for f in frames]
+        # The landmark model's presence flag is a probability: about 1 on a person, about 0 on
+        # an empty region (a second sigmoid would put both at >= 0.5 and pass ghosts as people).
+        person_roi = max(detector.detect(frames[0]), key=lambda p: p[1])[0]
+        assert detector.landmarks(frames[0], person_roi)[3] > 0.9
+        sky = Roi(100.0, 60.0, 100.0, 0.0)
+        assert detector.landmarks(frames[0], sky)[3] < 0.01
+        assert detector.landmarks(np.zeros_like(frames[0]), person_roi)[3] < 0.01
     assert all(1 <= len(p) <= 2 for p in people) and sum(len(p) == 2 for p in people[12:]) >= 10
     roof = [min(p, key=lambda d: d.keypoints[0, 1]) for p in people]
     for det in roof:             # the jumping-jack person on the roof, left of centre, upper half
@@ -97,4 +104,28 @@ def test_both_people_of_the_example_clip():
     assert walker.keypoints[0, 0] > 600 and walker.keypoints[0, 1] > 300        # the walker, lower right
     assert walker.confidence[[0, 1, 4, 11, 14]].min() > 0.5
     assert detector.detector_runs < len(frames)                            # followed, not re-detected
+    assert len({d.follow_id for d in roof}) == 1                           # one id while followed
+    assert walker.follow_id != roof[20].follow_id
     assert math.isfinite(walker.score) and walker.score > 0.5
+
+
+def test_mediapipe_alternative_with_whichever_version_is_present():
+    """MediaPipe is optional: with 0.10.21 its one-person solution finds the roof person as the
+    bundled detector does; with a newer release (no `solutions`) it is one clear error."""
+    mediapipe = pytest.importorskip("mediapipe")
+    pytest.importorskip("av")
+    from posecli.errors import PoseCliError
+    from posecli.infer.detector import BlazePoseDetector
+    from posecli.infer.video import iter_frames
+
+    try:
+        detector = BlazePoseDetector()
+    except PoseCliError as exc:
+        assert f"mediapipe {mediapipe.__version__} has no legacy solutions API" in str(exc)
+        assert not hasattr(mediapipe, "solutions")
+        return
+    frames = list(iter_frames(EXAMPLE, max_frames=6))
+    with detector:
+        found = [detector(f) for f in frames][-1]           # video mode: found from the 3rd frame on
+    assert len(found) == 1
+    assert 250 < found[0].keypoints[0, 0] < 450 and found[0].world3d.shape == (17, 3)

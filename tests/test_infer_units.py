@@ -108,6 +108,23 @@ def test_two_people_crossing_with_occlusion_keep_their_ids():
     assert np.allclose(x[b_seen, 1 - a_col], 260.0 - 6.0 * np.flatnonzero(b_seen))  # B, never A
 
 
+def test_crossing_with_the_detectors_follow_ids_keeps_both_ids():
+    # As above, with the ids a following detector gives: A is followed throughout (id 1); B is
+    # lost behind A and found again by the person detector under a new id (2, then 3).
+    frames = []
+    for f in range(40):
+        a, b = _walker(f, 20.0, 6.0), _walker(f, 260.0, -6.0)
+        a.follow_id, b.follow_id = 1, 2 if f < 17 else 3
+        frames.append([a] if 17 <= f <= 23 else [b, a] if f % 2 else [a, b])
+    tracks = track_detections(frames)
+    assert tracks.num_tracks == 2
+    x = _pelvis_x(tracks)
+    a_col = 0 if x[0, 0] < x[0, 1] else 1
+    assert np.allclose(x[:, a_col], 20.0 + 6.0 * np.arange(40))
+    b_seen = np.isfinite(x[:, 1 - a_col])
+    assert b_seen.sum() == 33 and np.allclose(x[b_seen, 1 - a_col], 260.0 - 6.0 * np.flatnonzero(b_seen))
+
+
 def test_person_who_leaves_and_returns_never_takes_someone_elses_id():
     # B stands still at x=300 throughout; A is seen at frames 0-9 and 25-39 near x=100.
     frames = [[_walker(f, 300.0, 0.0)] + ([_walker(f, 100.0, 0.0)] if f < 10 or f >= 25 else [])
@@ -137,6 +154,70 @@ def test_tracks_carry_the_detectors_world_landmarks():
     assert tracks.world3d.shape == (5, 1, 17, 3)
     assert np.isnan(tracks.world3d[2]).all() and np.allclose(tracks.world3d[4], 0.4)
     assert track_detections([[_walker(0, 100.0, 0.0)]]).world3d is None
+
+
+# The example clip's jumping-jack person (examples/sports2d_demo_4s.mp4) as the bundled detector
+# finds it at frames 22 and 23, H36M order, pixels: arms straight up and legs together (a box 26 px
+# wide and 209 px tall), then arms and legs spread out.
+THIN_POSE = np.array([[346, 153], [347, 153], [352, 190], [357, 234], [344, 154], [337, 195], [331, 236],
+                      [347, 119], [348, 85], [343, 61], [343, 59], [345, 85], [349, 54], [352, 27], [351, 84],
+                      [340, 56], [342, 27]], np.float32)
+SPREAD_POSE = np.array([[345, 149], [332, 148], [313, 188], [298, 231], [357, 150], [371, 194], [387, 231],
+                        [345, 114], [346, 80], [344, 55], [344, 52], [364, 80], [385, 56], [393, 34], [328, 80],
+                        [303, 51], [298, 20]], np.float32)
+
+
+def test_a_thin_pose_and_the_same_person_a_frame_later_stay_one_track():
+    from posecli.infer.detector import Detection
+    from posecli.infer.track import person_area, similarity
+
+    conf = np.ones(17, np.float32)
+    assert person_area(THIN_POSE, conf) == pytest.approx(209.0 * 209.0 / 2)      # not 26 x 209
+    assert person_area(SPREAD_POSE, conf) == pytest.approx(211.0 * 211.0 / 2)     # 95 x 211
+    star = np.float32([[0, 0], [100, 80]] * 8 + [[50, 40]])
+    assert person_area(star, conf) == pytest.approx(100.0 * 80.0)                # a wide box as it is
+    assert similarity(THIN_POSE, conf, Detection(SPREAD_POSE, conf, 1.0)) > 0.4
+    tracks = track_detections([[Detection(THIN_POSE, conf, 1.0)], [Detection(SPREAD_POSE, conf, 1.0)]])
+    assert tracks.num_tracks == 1 and (tracks.confidence[:, 0] > 0).all()
+    # Someone else half a body height away is still a stranger.
+    assert similarity(THIN_POSE, conf, Detection(THIN_POSE + np.float32([100, 0]), conf, 1.0)) < 0.01
+    assert track_detections([[Detection(THIN_POSE, conf, 1.0)],
+                             [Detection(SPREAD_POSE + np.float32([100, 0]), conf, 1.0)]]).num_tracks == 2
+
+
+def test_a_person_seen_mirrored_for_a_frame_keeps_the_track():
+    from posecli.infer.detector import Detection
+    from posecli.infer.track import similarity
+    from posecli.skeleton import H36M_FLIP_PERM
+
+    conf = np.ones(17, np.float32)
+    mirrored = SPREAD_POSE[H36M_FLIP_PERM]          # the same pixels, left and right labels swapped
+    assert similarity(SPREAD_POSE, conf, Detection(mirrored, conf, 1.0)) == pytest.approx(1.0)
+    frames = [[Detection(SPREAD_POSE + np.float32([f, 0]) if f != 3 else mirrored, conf, 1.0)] for f in range(6)]
+    tracks = track_detections(frames)
+    assert tracks.num_tracks == 1 and (tracks.confidence[:, 0] > 0).all()
+    assert np.array_equal(tracks.keypoints2d[3, 0], mirrored)          # kept as detected
+
+
+def test_a_person_the_detector_followed_through_a_flip_keeps_the_track():
+    from posecli.infer.detector import Detection
+
+    conf = np.ones(17, np.float32)
+    centre = THIN_POSE[0]
+    turned = [(THIN_POSE - centre) @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]], np.float32) + centre
+              for a in np.radians([0, 90, 180, 270, 360])]     # a flip seen at a low frame rate
+
+    def frames(follow_ids):
+        return [[Detection(kp, conf, 1.0, follow_id=fid)] for kp, fid in zip(turned, follow_ids)]
+
+    assert track_detections(frames([None] * 5)).num_tracks > 1                  # OKS alone loses it
+    followed = track_detections(frames([7] * 5))
+    assert followed.num_tracks == 1 and (followed.confidence[:, 0] > 0).all()
+    # Only the same id links, also across frames the detector followed without reporting them.
+    assert track_detections(frames([7, 7, 8, 8, 8])).num_tracks > 1
+    gap = frames([7] * 5)
+    gap[2] = []
+    assert track_detections(gap).num_tracks == 1
 
 
 def test_box_iou_exact():

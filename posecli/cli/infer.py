@@ -16,8 +16,9 @@ export_app = typer.Typer(help="Export a model for other runtimes.", no_args_is_h
 
 
 def infer(
-    video: Path = typer.Argument(..., help="Video file (anything FFmpeg decodes), or a folder or quoted glob "
-                                           "of images (each lifted on its own)."),
+    video: str = typer.Argument(..., help="Video file (anything FFmpeg decodes), a folder or quoted glob of "
+                                          "images (each lifted on its own), or a camera (/dev/video0) or stream "
+                                          "URL (rtsp://...), recorded into the output folder first."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (<stem>-2, -3, ... when the default "
                                     "holds an earlier run).", show_default="runs/infer/<video stem>"),
     force: bool = typer.Option(False, "--force", help="Replace the results of an earlier run in --out."),
@@ -42,19 +43,23 @@ def infer(
     trc: bool = typer.Option(False, "--trc", help="Also write a TRC per track (OpenSim)."),
     fill_gaps: bool = typer.Option(False, "--fill-gaps", help="BVH: interpolate missing frames inside a track."),
     render_view: str = typer.Option("follow", "--render-view", help="Render's 3D view: follow (the person) or fixed."),
+    max_frames: int | None = typer.Option(None, "--max-frames", help="Camera or stream: stop after N frames "
+                                          "(or press Ctrl-C); the frames so far are processed."),
 ) -> None:
     """Estimate 3D poses in a video: poses.npz/json, per-track CSV, viewer.html, optional MP4."""
     from posecli.infer.pipeline import InferOptions, next_free_folder, run_inference
+    from posecli.infer.stream import is_stream, stream_name
 
     options = InferOptions(checkpoint=checkpoint, keypoints=keypoints, render=render, viewer=viewer,
                            smooth=smooth, device=device, max_people=max_people, flip=flip, max_gap=max_gap,
                            model=model, focal=focal, fov=fov, fix_feet=fix_feet, bvh=bvh, trc=trc,
-                           fill_gaps=fill_gaps, render_follow=_render_follow(render_view), overwrite=force)
+                           fill_gaps=fill_gaps, render_follow=_render_follow(render_view), overwrite=force,
+                           max_frames=max_frames)
     console = human_console(quiet, as_json, stderr=True)
-    result = run_inference(video, out or next_free_folder(Path("runs/infer") / video.stem), options,
-                           console=console)
+    name = stream_name(video) if is_stream(video) else Path(video).stem
+    result = run_inference(video, out or next_free_folder(Path("runs/infer") / name), options, console=console)
     poses = result.poses
-    table = Table(title=f"posecli infer: {video.name}", show_header=True)
+    table = Table(title=f"posecli infer: {name if is_stream(video) else Path(video).name}", show_header=True)
     table.add_column("stage")
     table.add_column("seconds", justify="right")
     table.add_column("frames/s", justify="right")

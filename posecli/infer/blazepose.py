@@ -11,9 +11,11 @@ Apache-2.0 BlazePose models (posecli/infer/models/README.md) and runs the graph 
    distance, rotated so the body stands upright (BlazePose's alignment rule);
 3. landmark model on the 256x256 rotated crop of each ROI: 39 landmarks (33 body + 2 that give
    the next frame's ROI), visibility, a presence score, and 39 world landmarks in metres;
-4. between frames each person is followed by the ROI of its own landmarks (cheap, stable); the
-   detector runs again, while fewer than `max_people` are followed, every `detect_every` frames
-   (to find people who entered) and on the frame after someone was lost.
+4. between frames each person is followed by the ROI of its own landmarks (cheap, stable) under
+   one `follow_id`, which the tracker trusts; the detector runs again, while fewer than
+   `max_people` are followed, every `detect_every` frames (to find people who entered) and on the
+   frame after someone was lost. The presence flag (a probability) decides who is reported; a
+   person already followed survives up to `follow_frames` frames where it fails (flips).
 
 Coordinates are handled in pixels throughout, so non-square frames need no special case.
 """
@@ -178,7 +180,8 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, i
 @dataclass
 class _Followed:
     roi: Roi
-    presence: float
+    follow_id: int      # the same while this person is followed from frame to frame
+    present: int        # the last frame whose presence flag passed
 
 
 class BlazePoseMultiDetector:
@@ -191,13 +194,14 @@ class BlazePoseMultiDetector:
     layout = "blazepose33"
 
     def __init__(self, *, max_people: int = 4, min_detection: float = 0.5, min_presence: float = 0.5,
-                 detect_every: int = 5, threads: int = 2):
+                 detect_every: int = 5, follow_frames: int = 10, threads: int = 2):
         if max_people < 1:
             raise PoseCliError(f"--max-people must be >= 1, got {max_people}")
         self.max_people = max_people
         self.min_detection = min_detection
         self.min_presence = min_presence
         self.detect_every = max(1, detect_every)
+        self.follow_frames = follow_frames
         self._detector = _interpreter(DETECTOR_MODEL, threads)
         self._landmarks = _interpreter(LANDMARK_MODEL, threads)
         self._det_in = self._detector.get_input_details()[0]["index"]
@@ -207,6 +211,7 @@ class BlazePoseMultiDetector:
         lm_out = {int(np.prod(d["shape"])): d["index"] for d in self._landmarks.get_output_details()}
         self._lm_points, self._lm_presence, self._lm_world = lm_out[195], lm_out[1], lm_out[117]
         self._followed: list[_Followed] = []
+        self._next_id = 0
         self._frame = 0
         self._lost = False
         self.timings = {"detector": 0.0, "landmarks": 0.0}
@@ -265,7 +270,9 @@ class BlazePoseMultiDetector:
         self._landmarks.set_tensor(self._lm_in, (crop.astype(np.float32) / 255.0)[None])
         self._landmarks.invoke()
         raw = self._landmarks.get_tensor(self._lm_points)[0].reshape(NUM_LANDMARKS, 5)
-        presence = float(_sigmoid(self._landmarks.get_tensor(self._lm_presence)[0, 0]))
+        # The presence flag is already a probability (the model ends in a sigmoid); a second
+        # sigmoid would map every output, however low, to >= 0.5 and pass any region as a person.
+        presence = float(self._landmarks.get_tensor(self._lm_presence)[0, 0])
         world = self._landmarks.get_tensor(self._lm_world)[0].reshape(NUM_LANDMARKS, 3).copy()
         points = raw[:, :2] @ to_image[:, :2].T + to_image[:, 2]
         visibility = _sigmoid(raw[:, 3])
@@ -282,40 +289,58 @@ class BlazePoseMultiDetector:
         self._lost = False
 
     def __call__(self, frame_rgb: np.ndarray) -> list[Detection]:
+        """The people in one frame of a video, each with the `follow_id` of its chain of regions.
+
+        A person is reported in the frames where the landmark model's presence flag passes
+        `min_presence`, but followed on through up to `follow_frames` frames where it does not:
+        in a flip or a cartwheel the flag drops for a few frames at a time while the region still
+        turns with the body, and dropping the person there would lose them to the detector, which
+        does not find people upside down. A region from the detector must pass at once."""
         import time
 
         frame = np.ascontiguousarray(frame_rgb)
-        rois = [f.roi for f in self._followed]
-        due = self._frame % self.detect_every == 0 or self._lost
+        height, width = frame.shape[:2]
+        now = self._frame
+        rois = [(f.roi, f.follow_id, f.present) for f in self._followed]
+        due = now % self.detect_every == 0 or self._lost
         if not rois or (due and len(rois) < self.max_people):   # nobody new could be added otherwise
             t0 = time.perf_counter()
             for roi, _ in self.detect(frame):
                 if len(rois) >= self.max_people:
                     break
-                if not any(same_person(roi, r) for r in rois):
-                    rois.append(roi)
+                if not any(same_person(roi, r) for r, _, _ in rois):
+                    rois.append((roi, self._next_id, now))
+                    self._next_id += 1
             self.timings["detector"] += time.perf_counter() - t0
             self.detector_runs += 1
         self._frame += 1
         t0 = time.perf_counter()
-        found: list[tuple[float, Roi, Detection]] = []
-        for roi in rois:                                  # people followed first, then new ones
+        followed: list[tuple[_Followed, Detection]] = []
+        reported: list[Detection] = []
+        for roi, follow_id, present in rois:              # people followed first, then new ones
             points, visibility, world, presence = self.landmarks(frame, roi)
-            if presence < self.min_presence:
-                continue
-            next_roi = aligned_roi(points[BODY_LANDMARKS], points[BODY_LANDMARKS + 1])
+            passes = presence >= self.min_presence
+            if not passes and (present == now or now - present > self.follow_frames):
+                continue                                  # a new region that is nobody, or lost
+            hip = points[BODY_LANDMARKS]
+            if not (0 <= hip[0] < width and 0 <= hip[1] < height):
+                continue                                  # walked out of the frame: lost, not a ghost
+            next_roi = aligned_roi(hip, points[BODY_LANDMARKS + 1])
             body = slice(0, BODY_LANDMARKS)
             det = detection_from_layout(points[body], visibility[body].clip(0.0, 1.0), self.layout)
-            if any(same_person(next_roi, other) or similarity(kept.keypoints, kept.confidence, det) > 0.5
-                   for _, other, kept in found):
+            if any(same_person(next_roi, other.roi) or similarity(kept.keypoints, kept.confidence, det) > 0.5
+                   for other, kept in followed):
                 continue                                  # two regions ended on one person
             det.world3d = detection_from_layout(world[body], visibility[body].clip(0.0, 1.0),
-                                              self.layout).keypoints
-            found.append((presence, next_roi, det))
+                                                self.layout).keypoints
+            det.follow_id = follow_id
+            followed.append((_Followed(next_roi, follow_id, now if passes else present), det))
+            if passes:
+                reported.append(det)
         self.timings["landmarks"] += time.perf_counter() - t0
-        self._lost = len(found) < len(rois)
-        self._followed = [_Followed(roi, p) for p, roi, _ in found]
-        return [d for _, _, d in found]
+        self._lost = len(reported) < len(rois)
+        self._followed = [f for f, _ in followed]
+        return reported
 
     def close(self) -> None:
         self._detector = self._landmarks = None

@@ -1,12 +1,16 @@
-"""2D person keypoints per frame: MediaPipe BlazePose (legacy `mediapipe.solutions.pose` API).
+"""2D person keypoints per frame: the Detection type, the Detector protocol, and MediaPipe's legacy
+one-person BlazePose as an optional alternative.
 
-BlazePose gives 33 landmarks for one person per frame; posecli.skeleton's `blazepose33` layout turns
-them into H36M-17 with per-joint confidence (the landmark visibility), and its own metric 3D
+posecli's default detector is posecli.infer.blazepose (every person, bundled models, no MediaPipe).
+`BlazePoseDetector` here runs MediaPipe's `mediapipe.solutions.pose` instead, for comparisons
+(benchmarks/bench_infer.py --detector mediapipe, benchmarks/bench_wild.py); that API exists only
+in mediapipe <= 0.10.21 (Python <= 3.12; 0.10.30 removed it), and with a newer mediapipe it says
+so in one line. BlazePose gives 33 landmarks; posecli.skeleton's `blazepose33` layout turns them
+into H36M-17 with per-joint confidence (the landmark visibility), and its own metric 3D
 (`pose_world_landmarks`, hip-centred, x right, y down) the same way; posecli's lifter never reads
 that 3D (it would tie the model to one detector), benchmarks compare against it. Only
 model_complexity=1 is used: its weights ship inside the mediapipe wheel, whereas complexity 2 would
-download at run time.
-MediaPipe is imported lazily so the rest of posecli works without the `video` extra.
+download at run time. MediaPipe is imported lazily and is never required.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import numpy as np
 from posecli.errors import PoseCliError
 from posecli.skeleton import convert_to_h36m
 
-INSTALL_HINT = 'MediaPipe is not installed: pip install "posecli[video]"'
+INSTALL_HINT = ('MediaPipe is not installed (optional, for comparisons: pip install "mediapipe==0.10.21" on '
+                'Python <= 3.12); posecli\'s own detector needs none')
 
 
 @dataclass
@@ -30,6 +35,9 @@ class Detection:
     confidence: np.ndarray  # float32 [17], 0 = missing
     score: float            # person score (mean confidence of the observed joints)
     world3d: np.ndarray | None = None  # float32 [17, 3] metres: the detector's own 3D, if it has one
+    # A detector that follows people from frame to frame (posecli.infer.blazepose) gives each one an
+    # id; equal ids in consecutive frames are the same person followed, which the tracker trusts.
+    follow_id: int | None = None
 
 
 class Detector(Protocol):
@@ -47,6 +55,21 @@ def detection_from_layout(keypoints: np.ndarray, confidence: np.ndarray, layout:
     return Detection(kp, conf, float(conf[seen].mean()) if seen.any() else 0.0, world)
 
 
+def legacy_pose_solution():
+    """mediapipe.solutions.pose, or one clear error naming the installed version that lacks it."""
+    try:
+        import mediapipe
+    except ImportError:
+        raise PoseCliError(INSTALL_HINT) from None
+    try:
+        from mediapipe.python.solutions import pose
+    except ImportError:
+        version = getattr(mediapipe, "__version__", "?")
+        raise PoseCliError(f"mediapipe {version} has no legacy solutions API (removed in 0.10.30); "
+                           "install mediapipe==0.10.21 for this comparison detector, or use posecli's own") from None
+    return pose
+
+
 class BlazePoseDetector:
     """MediaPipe BlazePose full (model_complexity=1) in video mode: one person per frame."""
 
@@ -54,10 +77,7 @@ class BlazePoseDetector:
 
     def __init__(self, *, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
                  static_image_mode: bool = False):
-        try:
-            from mediapipe.python.solutions import pose as mp_pose
-        except ImportError:
-            raise PoseCliError(INSTALL_HINT) from None
+        mp_pose = legacy_pose_solution()
         self._pose = mp_pose.Pose(
             static_image_mode=static_image_mode,
             model_complexity=1,

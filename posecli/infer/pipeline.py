@@ -77,6 +77,7 @@ class InferOptions:
     fill_gaps: bool = False                # BVH: interpolate a track's interior missing frames
     render_follow: bool = True             # render's 3D view follows the person (False: fixed on the floor)
     overwrite: bool = False                # replace the results of an earlier run in out_dir
+    max_frames: int | None = None          # camera / stream input: stop recording after N frames
 
 
 @dataclass
@@ -208,8 +209,23 @@ def check_options(options: InferOptions, out_dir: str | Path) -> None:
         check_range("--max-people", options.max_people, 1, integer=True)
     check_range("--max-gap", options.max_gap, 0, integer=True)
     check_range("batch size", options.batch_size, 1, 65_536, integer=True)
+    if options.max_frames is not None:
+        check_range("--max-frames", options.max_frames, 1, integer=True)
     check_output_folder(out_dir)
     check_no_earlier_run(Path(out_dir), options.overwrite)
+
+
+def _read_source(video: str | Path, out_dir: Path, options: InferOptions) -> str | Path:
+    """A camera or stream is recorded into the output folder first and then read as a file."""
+    from posecli.infer.stream import RECORDING, is_stream, record_stream
+
+    if is_stream(video):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        record_stream(video, out_dir / RECORDING, options.max_frames)
+        return out_dir / RECORDING
+    if options.max_frames is not None:
+        raise PoseCliError("--max-frames is for a camera or stream; a file is read whole", video)
+    return video
 
 
 def _detect(detect: Callable[[Detector], T], detector: Detector | None, options: InferOptions) -> T:
@@ -260,6 +276,9 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
     start = time.perf_counter()
     check_options(options, out_dir)
     from posecli.infer.photos import image_files
+    from posecli.infer.stream import RECORDING
+
+    video = _read_source(video, Path(out_dir), options)
 
     photos = image_files(video)
     if photos is not None:
@@ -283,6 +302,8 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
                                "2D keypoints with --keypoints FILE)", options.keypoints or info.path)
         poses = track_poses(tracks, fps, (info.width, info.height), model, options, progress, video=info.path)
         files = _write_video_results(info, poses, options, Path(out_dir), progress)
+    if video == Path(out_dir) / RECORDING:
+        files.append(Path(video))
     return InferResult(Path(out_dir), poses, files, sum(len(d) for d in keypoints), progress.timings,
                        time.perf_counter() - start)
 

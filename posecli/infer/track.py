@@ -16,7 +16,7 @@ import numpy as np
 from posecli.geometry import box_iou
 from posecli.metrics import oks
 from posecli.infer.detector import Detection
-from posecli.skeleton import NUM_JOINTS
+from posecli.skeleton import H36M_FLIP_PERM, NUM_JOINTS
 
 
 @dataclass
@@ -46,11 +46,32 @@ def _box(kp: np.ndarray, conf: np.ndarray) -> np.ndarray:
     return np.concatenate([seen.min(axis=0), seen.max(axis=0)]).astype(np.float64)
 
 
+def person_area(kp: np.ndarray, conf: np.ndarray) -> float:
+    """The OKS scale of a pose: its box area with the short side raised to at least half the long
+    side. A person standing with arms down, or seen side on, has a box a tenth as wide as it is
+    tall; its bare area would make OKS so strict that the same person doing a jumping jack one
+    frame later scores as a stranger (and the track breaks)."""
+    seen = kp[conf > 0]
+    if len(seen) == 0:
+        return 0.0
+    side = seen.max(axis=0) - seen.min(axis=0)
+    long, short = float(side.max()), float(side.min())
+    return long * max(short, long / 2)
+
+
 def similarity(track_kp: np.ndarray, track_conf: np.ndarray, det: Detection) -> float:
-    """COCO OKS against the track's last pose (posecli.metrics.oks), or box IoU when the two
-    share no joint that has an OKS sigma."""
-    valid = ((track_conf > 0) & (det.confidence > 0))[None]
-    value = float(oks(det.keypoints[None], track_kp[None], valid)[0])
+    """COCO OKS against the track's last pose (posecli.metrics.oks) at the track's
+    `person_area`, or box IoU when the two share no joint that has an OKS sigma.
+
+    The detection counts with its left and right joints as given or swapped, whichever is
+    closer: a person turning round is often seen from one side and then mirrored for a few
+    frames, and with arms spread that alone would break the track."""
+    area = np.array([person_area(track_kp, track_conf)])
+    values = []
+    for order in (slice(None), H36M_FLIP_PERM):
+        kp, conf = det.keypoints[order], det.confidence[order]
+        values.append(float(oks(kp[None], track_kp[None], ((track_conf > 0) & (conf > 0))[None], area)[0]))
+    value = max(values)
     if np.isfinite(value):
         return value
     return box_iou(_box(track_kp, track_conf), _box(det.keypoints, det.confidence))
@@ -71,23 +92,32 @@ def _predicted(track: dict, frame: int) -> np.ndarray:
     return track["kp"] + track["vel"] * np.float32(steps)
 
 
+def _followed(track: dict, det: Detection) -> float:
+    """1 when the detector followed `det` from the track's last detection (its id chain may skip
+    frames where it followed the person without reporting them), else 0."""
+    return 1.0 if det.follow_id is not None and det.follow_id == track["follow"] else 0.0
+
+
 def track_detections(frames: list[list[Detection]], *, max_people: int | None = None,
                      min_similarity: float = 0.2, max_age: int = 30, min_frames: int = 1) -> Tracks:
     """Assign each frame's detections to tracks and keep the `max_people` longest ones.
 
     Each frame, every open track is compared (OKS, or box IoU) with every detection at the pose
     it is predicted to have now (constant velocity), and pairs are taken greedily, most similar
-    first, each track and detection at most once. A detection left over starts a new track, so a
-    person never takes the id of someone else who is still being followed; a track unmatched
-    for more than `max_age` frames is closed for good."""
-    active: list[dict] = []      # {"id", "kp", "conf", "last", "vel"}
+    first, each track and detection at most once. A detection that the detector itself followed
+    from the track's last detection (same `follow_id`) goes first whatever its
+    similarity: the detector saw the person through a flip or a turn that changes the pose too
+    much for OKS. A detection left over starts a new track, so a person never takes the id of
+    someone else who is still being followed; a track unmatched for more than `max_age` frames is
+    closed for good."""
+    active: list[dict] = []      # {"id", "kp", "conf", "last", "vel", "follow"}
     assigned: list[list[tuple[int, Detection]]] = []
     next_id = 0
     for f, dets in enumerate(frames):
         active = [t for t in active if f - t["last"] <= max_age]
         predicted = [_predicted(t, f) for t in active]
         pairs = sorted(
-            ((similarity(predicted[ti], t["conf"], d), ti, di)
+            ((similarity(predicted[ti], t["conf"], d) + _followed(t, d), ti, di)
              for ti, t in enumerate(active) for di, d in enumerate(dets)),
             key=lambda x: x[0], reverse=True,
         )
@@ -101,7 +131,7 @@ def track_detections(frames: list[list[Detection]], *, max_people: int | None = 
         for di, d in enumerate(dets):
             if di not in used_d:
                 active.append({"id": next_id, "kp": d.keypoints, "conf": d.confidence, "last": f,
-                               "vel": np.zeros(2, np.float32)})
+                               "vel": np.zeros(2, np.float32), "follow": d.follow_id})
                 out.append((next_id, d))
                 next_id += 1
         by_id = {t["id"]: t for t in active}
@@ -110,7 +140,7 @@ def track_detections(frames: list[list[Detection]], *, max_people: int | None = 
             if t["last"] < f:
                 step = (_centre(d.keypoints, d.confidence) - _centre(t["kp"], t["conf"])) / (f - t["last"])
                 t["vel"] = (0.5 * t["vel"] + 0.5 * step).astype(np.float32)
-            t["kp"], t["conf"], t["last"] = d.keypoints, d.confidence, f
+            t["kp"], t["conf"], t["last"], t["follow"] = d.keypoints, d.confidence, f, d.follow_id
         assigned.append(out)
     return _to_arrays(assigned, len(frames), next_id, max_people=max_people, min_frames=min_frames)
 
