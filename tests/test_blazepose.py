@@ -129,3 +129,15 @@ def test_mediapipe_alternative_with_whichever_version_is_present():
         found = [detector(f) for f in frames][-1]           # video mode: found from the 3rd frame on
     assert len(found) == 1
     assert 250 < found[0].keypoints[0, 0] < 450 and found[0].world3d.shape == (17, 3)
+
+
+def test_detector_start_prints_nothing(capfd):
+    """LiteRT's native "INFO: Created TensorFlow Lite XNNPACK delegate" line never reaches the
+    user's terminal (it is written to file descriptor 2, below Python's sys.stderr)."""
+    pytest.importorskip("ai_edge_litert")
+    from posecli.infer.blazepose import BlazePoseMultiDetector
+
+    detector = BlazePoseMultiDetector(max_people=2)
+    detector.close()
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""

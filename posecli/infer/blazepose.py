@@ -22,7 +22,11 @@ Coordinates are handled in pixels throughout, so non-square frames need no speci
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,9 +64,25 @@ def _interpreter(model: Path, threads: int):
             raise PoseCliError(INSTALL_HINT) from None
     if not model.is_file():
         raise PoseCliError("bundled detector model is missing; reinstall posecli", model)
-    interpreter = Interpreter(model_path=str(model), num_threads=threads)
-    interpreter.allocate_tensors()
+    with _native_stderr_silenced():        # LiteRT's C++ prints "INFO: Created ... delegate" here
+        interpreter = Interpreter(model_path=str(model), num_threads=threads)
+        interpreter.allocate_tensors()
     return interpreter
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for the duration: native libraries write their log
+    lines there, below Python's sys.stderr. Python exceptions still propagate with their message."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _cv2():
