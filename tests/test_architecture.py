@@ -137,3 +137,17 @@ def test_the_checker_sees_a_loop_and_a_wrong_way_import():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
     assert layer_of("posecli.data.cache") < layer_of("posecli.models.tcn") < layer_of("posecli.families.base")
     assert layer_of("posecli.engine.trainer") > layer_of("posecli.config") > layer_of("posecli.families")
+
+
+def test_functions_read_on_one_screen():
+    """No function in the engine, evaluation, inference or the families runs over 60 lines
+    (docs/architecture.md): longer work is split into named steps."""
+    long = []
+    for folder in ("engine", "eval", "infer", "families"):
+        for path in sorted((PACKAGE / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    lines = node.end_lineno - node.lineno + 1
+                    if lines > 60:
+                        long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, long
