@@ -73,8 +73,8 @@ def _runnable(words: list[str]) -> str | None:
     """Why a command cannot run here (an optional extra is missing), or None."""
     import importlib.util
 
-    if words[0] == "infer" and importlib.util.find_spec("mediapipe") is None:
-        return "mediapipe (video extra)"
+    if words[0] == "infer" and importlib.util.find_spec("ai_edge_litert") is None:
+        return "ai-edge-litert (video extra)"
     if words[:2] == ["export", "onnx"] and (importlib.util.find_spec("onnx") is None
                                             or importlib.util.find_spec("onnxscript") is None):
         return "onnx (onnx extra)"
