@@ -100,22 +100,35 @@ def _cache_key(video: Path, frames: int | None) -> dict:
             "max_frames": -1 if frames is None else frames}
 
 
-def detect_view(video: Path, cache_dir: Path, frames: int | None) -> tuple[ViewDetections, bool]:
-    """BlazePose on the video as `posecli infer` runs it, cached in `cache_dir/<video stem>.npz`.
-    Returns the detections and whether they came from the cache."""
-    from posecli.infer.detector import BlazePoseDetector
+def open_detector(name: str):
+    """`bundled`: the multi-person BlazePose `posecli infer` runs (LiteRT), following one person;
+    `mediapipe`: MediaPipe's own one-person BlazePose (mediapipe <= 0.10.21)."""
+    if name == "mediapipe":
+        from posecli.infer.detector import BlazePoseDetector
+
+        return BlazePoseDetector()
+    from posecli.infer.blazepose import BlazePoseMultiDetector
+
+    return BlazePoseMultiDetector(max_people=1)
+
+
+def detect_view(video: Path, cache_dir: Path, frames: int | None,
+                detector_name: str = "bundled") -> tuple[ViewDetections, bool]:
+    """BlazePose on the video as `posecli infer` runs it, cached in
+    `cache_dir/<video stem>[-<detector>].npz`. Returns the detections and whether they came from the cache."""
     from posecli.infer.pipeline import DETECT_SIDE, detect_video
     from posecli.infer.video import probe_video
 
     key = _cache_key(video, frames)
-    path = cache_dir / f"{video.stem}{'' if frames is None else f'-first{frames}'}.npz"
+    suffix = "" if detector_name == "mediapipe" else f"-{detector_name}"      # mediapipe: the first caches
+    path = cache_dir / f"{video.stem}{'' if frames is None else f'-first{frames}'}{suffix}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as data:
             if all(k in data.files and int(data[k]) == v for k, v in key.items()):
                 return ViewDetections(data["keypoints2d"], data["confidence"], data["world3d"], float(data["fps"]),
                                       (int(data["image_size"][0]), int(data["image_size"][1]))), True
     info = probe_video(video)
-    with BlazePoseDetector() as detector:
+    with open_detector(detector_name) as detector:
         found = detect_video(info, detector, None, DETECT_SIDE, max_frames=frames)
     n = len(found)
     kp = np.full((n, NUM_JOINTS, 2), np.nan, np.float32)
@@ -218,7 +231,7 @@ def run_wild(args: argparse.Namespace, model: torch.nn.Module) -> None:
     t0 = time.perf_counter()
     views, cached = {}, []
     for v in VIEWS:
-        views[v], hit = detect_view(video_dir / f"{v}.mp4", args.work_dir / "detections", frames)
+        views[v], hit = detect_view(video_dir / f"{v}.mp4", args.work_dir / "detections", frames, args.detector)
         cached.append(hit)
         cam = cameras[v].camera
         if views[v].image_size != cam.image_size:
@@ -237,7 +250,7 @@ def run_wild(args: argparse.Namespace, model: torch.nn.Module) -> None:
     lift_s = time.perf_counter() - t1
     scores = {v: score_view(lifted[v], views[v].world3d[:n], gt, gt_valid) for v in VIEWS}
 
-    print(f"\n== Wild: pose2sim, {len(VIEWS)} views x {n} frames, checkpoint {args.checkpoint} ==")
+    print(f"\n== Wild: pose2sim, {len(VIEWS)} views x {n} frames, checkpoint {args.checkpoint}, detector {args.detector} ==")
     print(f"detections: {'cached' if all(cached) else 'BlazePose'} ({detect_s:.1f} s); lifting {lift_s:.1f} s; "
           f"pseudo ground truth: DLT of the 4 views' 2D (confidence-weighted, >= 2 views at confidence >= 0.3, "
           f"views dropped until each reprojects within {args.max_reprojection:g} px)")
@@ -431,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cmu-test", type=Path, default=Path("caches/mocap-test.h5"))
     parser.add_argument("--reference", type=Path, default=Path("caches/mocap-train.h5"),
                         help="3D cache whose median bone lengths define the reference rig (rig gap)")
+    parser.add_argument("--detector", choices=("bundled", "mediapipe"), default="bundled",
+                        help="2D (and world landmarks) for the pose2sim views: posecli's bundled detector, "
+                             "or MediaPipe's legacy one-person API")
     parser.add_argument("--work-dir", type=Path, default=Path("runs/bench-wild"))
     parser.add_argument("--noise", type=float, default=1.0, help="detector-noise level of the noisy rows")
     parser.add_argument("--max-reprojection", type=float, default=MAX_REPROJECTION_PX,

@@ -170,7 +170,7 @@ def test_bench_scoring_exact():
 
 def test_bench_wild_quick_smoke(tmp_path, capsys):
     """--quick on the real pose2sim views: the calibration reprojects the detector's 2D to a few px."""
-    pytest.importorskip("mediapipe")
+    pytest.importorskip("ai_edge_litert")
     video_dir = shared_file("video/pose2sim_singleperson/Calib.qca.txt").parent
     bench = _bench()
     assert bench.main(["--quick", "--skip", "cross", "--video-dir", str(video_dir),
@@ -180,7 +180,7 @@ def test_bench_wild_quick_smoke(tmp_path, capsys):
     reproj = float(out.split("reprojection error ")[1].split(" px")[0])
     assert 0.0 < reproj < 25.0                 # a wrong calibration gives hundreds of px
     assert sorted(p.name for p in (tmp_path / "detections").iterdir()) == [
-        f"cam0{i}-first20.npz" for i in range(1, 5)]
+        f"cam0{i}-first20-bundled.npz" for i in range(1, 5)]
     # Second run: detections come from the cache.
     assert bench.main(["--quick", "--skip", "cross", "--video-dir", str(video_dir),
                        "--work-dir", str(tmp_path)]) == 0
