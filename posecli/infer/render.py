@@ -120,8 +120,9 @@ def world_view(keypoints_world: np.ndarray, valid: np.ndarray, follow: bool) -> 
     seen = np.isfinite(pelvis).all(-1)
     if not seen.any():
         return np.zeros((len(pelvis), 3)), PANEL_METRES
-    with np.errstate(invalid="ignore"):
-        per_frame = np.nanmean(pelvis, axis=1)
+    count = seen.sum(axis=1)[:, None]                                              # frames nobody is in: NaN
+    per_frame = np.where(count > 0, np.where(seen[..., None], pelvis, 0.0).sum(axis=1) / np.maximum(count, 1),
+                         np.nan)
     if follow:
         centres = per_frame.copy()
         last = np.nanmean(pelvis[seen], axis=0)
