@@ -42,6 +42,7 @@ from posecli.atomic import atomic_output
 from posecli.data.qualisys import QcaCamera, read_qca, undistort_points
 from posecli.data.splits import CMU_DANCE_TEST
 from posecli.errors import PoseCliError
+from posecli.geometry import bone_lengths
 from posecli.metrics import masked_mean, p_mpjpe_errors
 from posecli.eval.triangulate import reprojection_errors, triangulate_consistent
 from posecli.infer.detector import Detection
@@ -338,13 +339,7 @@ def median_bone_lengths(path: Path, every: int = 25) -> np.ndarray:
 
     with open_cache(path) as cache:
         poses = np.asarray(cache.keypoints3d[::every], dtype=np.float64)
-    return np.median(bone_lengths_of(poses), axis=0)
-
-
-def bone_lengths_of(poses: np.ndarray) -> np.ndarray:
-    """[N, 17, 3] -> [N, 16] lengths of H36M_BONES."""
-    a, b = np.array(H36M_BONES).T
-    return np.linalg.norm(poses[:, b] - poses[:, a], axis=-1)
+    return np.median(bone_lengths(poses), axis=0)
 
 
 def retarget(poses: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -371,7 +366,7 @@ def rig_scores(cache, sequences: list[int], pred: np.ndarray, lengths: np.ndarra
     gt = np.asarray(cache.keypoints3d[idx], dtype=np.float64)
     valid = np.broadcast_to(np.asarray(cache.joint_status) != 2, gt.shape[:2])
     gap = masked_mean(p_mpjpe_errors(retarget(gt, lengths), gt, valid), valid).value
-    directions = retarget(np.asarray(pred[idx], dtype=np.float64), bone_lengths_of(gt))
+    directions = retarget(np.asarray(pred[idx], dtype=np.float64), bone_lengths(gt))
     return 1000.0 * gap, 1000.0 * masked_mean(p_mpjpe_errors(directions, gt, valid), valid).value
 
 

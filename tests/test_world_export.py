@@ -148,11 +148,17 @@ def test_bvh_reproduces_the_equalised_skeleton_and_reads_back():
     assert np.abs(fk[:, 0] - world[:, 0]).max() < 1e-9                    # trajectory on the root
 
 
-def test_bvh_file_reads_back_with_posecli_reader(tmp_path):
-    world = walking(60)
+def _walk_bvh(tmp_path, frames: int):
+    """A walking clip's fitted skeleton written as walk.bvh: (world poses, skeleton, path)."""
+    world = walking(frames)
     skeleton = fit_skeleton(world, FPS)
     path = tmp_path / "walk.bvh"
     path.write_text(bvh_text(skeleton))
+    return world, skeleton, path
+
+
+def test_bvh_file_reads_back_with_posecli_reader(tmp_path):
+    _, skeleton, path = _walk_bvh(tmp_path, 60)
     motion = read_bvh(path)
     assert motion.fps == pytest.approx(FPS) and len(motion.frames) == 60
     back = motion.positions()[:, [motion.names.index(n) for n in BVH_NAMES]] / 100.0
@@ -172,10 +178,7 @@ def test_euler_angles_stay_continuous_through_a_full_turn():
 
 @pytest.mark.skipif(not blender_available(), reason="Blender is not installed")
 def test_bvh_round_trip_through_blender(tmp_path):
-    world = walking(40)
-    skeleton = fit_skeleton(world, FPS)
-    path = tmp_path / "walk.bvh"
-    path.write_text(bvh_text(skeleton))
+    world, skeleton, path = _walk_bvh(tmp_path, 40)
     back = blender_positions(path)
     assert back.shape == world.shape
     assert np.linalg.norm(back - forward_kinematics(skeleton), axis=-1).max() < 0.01   # <= 1 cm
