@@ -224,3 +224,28 @@ def test_rig_scores_separate_rig_from_pose():
     assert gap > 10.0                               # per-frame lengths differ from their median
     gap_self, _ = bench.rig_scores(Cache, [0, 1], other_rig, bone_lengths(Cache.keypoints3d))
     assert gap_self == pytest.approx(0.0, abs=1e-9)
+
+
+def test_reference_view_is_the_reference_seen_through_the_lens(tmp_path):
+    """The perfect-detector view reprojects the reference exactly (lens distortion included), at
+    confidence 1, keeps the detector's 2D where the reference has no joint and frames nobody was
+    detected in empty."""
+    bench = _bench()
+    path = tmp_path / "calib.qca.txt"
+    path.write_text(QCA)
+    lens = read_qca(path)[0]
+    camera = type(lens)(lens.camera, np.array([-0.2, 0.05, 0.001, 0.0]))   # a strong lens: visible distortion
+    rng = np.random.default_rng(1)
+    gt = rng.normal(scale=0.3, size=(3, 17, 3)) + np.array([0.8, 1.2, 0.0])   # off axis
+    valid = np.ones((3, 17), bool)
+    valid[1, 5] = False
+    detected = bench.ViewDetections(np.full((3, 17, 2), 7.0, np.float32), np.full((3, 17), 0.5, np.float32),
+                                    np.zeros((3, 17, 3), np.float32), 30.0, (1088, 1920))
+    detected.confidence[2] = 0.0
+    view = bench.reference_view(detected, camera, gt, valid)
+    ideal = undistort_points(view.keypoints2d[0], camera.camera.intrinsics, camera.distortion)
+    assert np.abs(ideal - camera.camera.project_world(gt[0])).max() < 1e-2           # pixels
+    assert not np.allclose(view.keypoints2d[0], camera.camera.project_world(gt[0]), atol=0.5)   # distorted
+    assert (view.confidence[0] == 1.0).all()
+    assert view.confidence[1, 5] == 0.5 and (view.keypoints2d[1, 5] == 7.0).all()
+    assert (view.confidence[2] == 0.0).all() and len(view.detections()[2]) == 0
