@@ -43,7 +43,8 @@ from posecli.atomic import atomic_output
 from posecli.data.qualisys import QcaCamera, distort_points, read_qca, undistort_points
 from posecli.data.splits import CMU_DANCE_TEST
 from posecli.errors import PoseCliError
-from posecli.geometry import bone_lengths
+from posecli.data.rig import cache_bone_lengths
+from posecli.geometry import bone_lengths, retarget
 from posecli.metrics import masked_mean, p_mpjpe_errors
 from posecli.eval.triangulate import reprojection_errors, triangulate_consistent
 from posecli.infer.detector import Detection
@@ -266,6 +267,8 @@ def run_wild(args: argparse.Namespace, model: torch.nn.Module) -> None:
     lifted = {v: lift_view(views[v], model)[:n] for v in VIEWS}
     lift_s = time.perf_counter() - t1
     scores = {v: score_view(lifted[v], views[v].world3d[:n], gt, gt_valid) for v in VIEWS}
+    at_ref_lengths = {v: score_view(retarget(lifted[v], bone_lengths(gt)), retarget(views[v].world3d[:n], bone_lengths(gt)),
+                                    gt, gt_valid) for v in VIEWS}
     perfect_2d = {v: score_view(lift_view(reference_view(views[v], cameras[v], gt, gt_valid), model)[:n],
                             views[v].world3d[:n], gt, gt_valid) for v in VIEWS}
 
@@ -279,18 +282,28 @@ def run_wild(args: argparse.Namespace, model: torch.nn.Module) -> None:
               f"{v} {np.nanmean(reproj[i]):.2f}" for i, v in enumerate(VIEWS))
           + f"), median {np.nanmedian(reproj):.2f} px")
     print("P-MPJPE mm. 15 = all joints but neck/nose and head (definitions agree); 17 = all joints.")
-    print("'lifter, ref 2D': the lifter given the reference projected into the view (a perfect detector's 2D).")
+    print("'ref 2D': the lifter given the reference projected into the view (a perfect detector's 2D). "
+          "'at ref lengths': both methods' poses given the reference's bone lengths frame by frame (bone "
+          "directions only: pose without rig proportions).")
     print(f"{'view':<8}{'frames':>7}{'lifter 15':>11}{'MediaPipe 15':>14}{'lifter 17':>11}{'MediaPipe 17':>14}"
-          f"{'lifter, ref 2D 15':>19}")
+          f"{'lifter, ref 2D 15':>19}{'at ref lengths 15: lifter':>27}{'MediaPipe':>11}")
     for v in VIEWS:
         s = scores[v]
         print(f"{v:<8}{s.frames:>7}{s.lifter['15']:>11.1f}{s.mediapipe['15']:>14.1f}{s.lifter['17']:>11.1f}"
-              f"{s.mediapipe['17']:>14.1f}{perfect_2d[v].lifter['15']:>19.1f}")
+              f"{s.mediapipe['17']:>14.1f}{perfect_2d[v].lifter['15']:>19.1f}{at_ref_lengths[v].lifter['15']:>27.1f}"
+              f"{at_ref_lengths[v].mediapipe['15']:>11.1f}")
     mean = {(k, j): float(np.mean([getattr(scores[v], k)[j] for v in VIEWS])) for k in ("lifter", "mediapipe")
             for j in JOINT_SETS}
     perfect_2d_mean = float(np.mean([perfect_2d[v].lifter["15"] for v in VIEWS]))
+    rig_mean = [float(np.mean([getattr(at_ref_lengths[v], k)["15"] for v in VIEWS])) for k in ("lifter", "mediapipe")]
     print(f"{'mean':<8}{'':>7}{mean['lifter', '15']:>11.1f}{mean['mediapipe', '15']:>14.1f}"
-          f"{mean['lifter', '17']:>11.1f}{mean['mediapipe', '17']:>14.1f}{perfect_2d_mean:>19.1f}")
+          f"{mean['lifter', '17']:>11.1f}{mean['mediapipe', '17']:>14.1f}{perfect_2d_mean:>19.1f}{rig_mean[0]:>27.1f}"
+          f"{rig_mean[1]:>11.1f}")
+    if args.reference.is_file():
+        train_rig = retarget(np.nan_to_num(gt), cache_bone_lengths(args.reference))
+        gap, _ = p_mpjpe_on(train_rig, gt, gt_valid, DEFINITION_CONSISTENT)
+        print(f"rig gap, 15 joints: {gap:.1f} mm = P-MPJPE of the reference given the median bone lengths of "
+              f"{args.reference} (what a perfect lifter with that rig's proportions would score)")
     print(f"ratio lifter / MediaPipe (mean of views): 15 joints {mean['lifter', '15'] / mean['mediapipe', '15']:.3f}, "
           f"17 joints {mean['lifter', '17'] / mean['mediapipe', '17']:.3f}")
     print("\nper joint, mean over views (mm; 15-joint alignment, and 17-joint alignment for neck/nose and head):")
@@ -352,27 +365,6 @@ def prepare_dance_holdout(path: Path) -> str | None:
     except PoseCliError as exc:
         return str(exc)
     return None
-
-
-def median_bone_lengths(path: Path, every: int = 25) -> np.ndarray:
-    """Median length of each H36M bone (H36M_BONES order) over every `every`-th frame of a 3D cache."""
-    from posecli.data.cache import open_cache
-
-    with open_cache(path) as cache:
-        poses = np.asarray(cache.keypoints3d[::every], dtype=np.float64)
-    return np.median(bone_lengths(poses), axis=0)
-
-
-def retarget(poses: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Same bone directions, other bone lengths ([16] for all frames, or [N, 16]): walks H36M_BONES
-    (parents before children) from the pelvis. Poses of the rig the lengths came from come back unchanged."""
-    lengths = np.broadcast_to(np.asarray(lengths, dtype=np.float64), (len(poses), len(H36M_BONES)))
-    out = np.array(poses, dtype=np.float64, copy=True)
-    for k, (parent, child) in enumerate(H36M_BONES):
-        bone = poses[:, child] - poses[:, parent]
-        norm = np.linalg.norm(bone, axis=-1, keepdims=True)
-        out[:, child] = out[:, parent] + bone / np.maximum(norm, 1e-9) * lengths[:, k:k + 1]
-    return out
 
 
 def rig_scores(cache, sequences: list[int], pred: np.ndarray, lengths: np.ndarray) -> tuple[float, float]:
@@ -438,7 +430,7 @@ def run_cross(args: argparse.Namespace, model: torch.nn.Module) -> None:
         ("CMU Li-2018 test", args.cmu_test,
          f"python -m posecli prepare mocap {CMU_NPZ} --split test --fps 50 -o {args.cmu_test}"),
     ]
-    lengths = median_bone_lengths(args.reference) if args.reference.is_file() else None
+    lengths = cache_bone_lengths(args.reference) if args.reference.is_file() else None
     if lengths is None:
         print(f"rig gap skipped: reference cache {args.reference} not found")
     else:

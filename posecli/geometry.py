@@ -60,3 +60,22 @@ def bone_mask(mask: Any, bones: Sequence[tuple[int, int]] = H36M_BONES) -> Any:
 def bone_lengths(pose: np.ndarray, bones: Sequence[tuple[int, int]] = H36M_BONES) -> np.ndarray:
     """Bone lengths [..., len(bones)] of numpy poses [..., J, D]."""
     return np.linalg.norm(bone_vectors(np.asarray(pose), bones), axis=-1)
+
+
+def retarget(poses: np.ndarray, lengths: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """Same bone directions, other bone lengths ([len(H36M_BONES)] for every frame, or one row per
+    frame [N, 16]), walking H36M_BONES (parents before children) from the pelvis. Mocap rigs put
+    the H36M joints at different places on the body (a narrow-shouldered BVH rig against the Li-2018
+    skeleton); this maps one rig's proportions onto another's. A bone with an end outside `valid`
+    [17] (a joint the rig lacks) or with a NaN length (in that frame) keeps its own vector. Poses
+    already at `lengths` come back unchanged."""
+    lengths = np.broadcast_to(np.asarray(lengths, dtype=np.float64), (len(poses), len(H36M_BONES)))
+    out = np.array(poses, dtype=np.float64, copy=True)
+    for k, (parent, child) in enumerate(H36M_BONES):
+        bone = poses[:, child] - poses[:, parent]
+        norm = np.linalg.norm(bone, axis=-1, keepdims=True)
+        with np.errstate(invalid="ignore"):
+            scaled = bone / np.maximum(norm, 1e-9) * lengths[:, k:k + 1]
+        keep = ~np.isfinite(lengths[:, k:k + 1]) | (valid is not None and not (valid[parent] and valid[child]))
+        out[:, child] = out[:, parent] + np.where(keep, bone, scaled)
+    return out

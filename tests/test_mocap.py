@@ -8,12 +8,16 @@ import numpy as np
 import pytest
 
 from posecli.data.cache import open_cache, write_cache
-from posecli.data.cameras import unproject
+from posecli.data.cameras import project, unproject
+from posecli.data.rig import cache_bone_lengths
 from posecli.data.readers.bvh import read_bvh
 from posecli.data.readers.expmap import find_skeleton, load_skeleton, read_expmap_file
 from posecli.data.readers.mocap import bvh_unit, read_mocap, resample
 from posecli.data.records import PrepareOptions
 from posecli.errors import PoseCliError
+from posecli.geometry import bone_lengths, retarget
+from posecli.skeleton import H36M_BONES
+from tests.engine_data import make_cache
 from tests.conftest import shared_file
 
 NPZ = "mocap/cmu_expmap_li2018/cmu_li2018_positions38_120fps.npz"
@@ -237,3 +241,58 @@ def test_cmu_dance_release_splits_and_scale():
     assert 0.40 < shin.mean() < 0.50 and shin.std() < 1e-3
     train = read_mocap([folder], PrepareOptions(split="train", cameras=1, fps=50))
     assert "10" not in {r.subject for r in train.records} and "09" not in {r.subject for r in train.records}
+
+
+def test_retarget_keeps_directions_and_sets_lengths():
+    """retarget gives every bone the asked length along its own direction; with the pose's own
+    lengths it returns the pose unchanged."""
+    rng = np.random.default_rng(1)
+    poses = rng.normal(size=(4, 17, 3))
+    lengths = np.linspace(0.1, 0.5, len(H36M_BONES))
+    out = retarget(poses, lengths)
+    np.testing.assert_allclose(bone_lengths(out), np.broadcast_to(lengths, (4, 16)), atol=1e-12)
+    for parent, child in H36M_BONES:
+        a, b = out[:, child] - out[:, parent], poses[:, child] - poses[:, parent]
+        cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+        np.testing.assert_allclose(cos, 1.0, atol=1e-12)
+    np.testing.assert_allclose(retarget(poses, bone_lengths(poses)), poses, atol=1e-12)
+    # A joint the rig lacks (and a bone without a reference length) keeps its own vector.
+    valid = np.ones(17, bool)
+    valid[10] = False                                          # head
+    nan_lengths = lengths.copy()
+    nan_lengths[0] = np.nan                                    # pelvis -> r_hip
+    out = retarget(poses, nan_lengths, valid)
+    kept = [k for k, (a, b) in enumerate(H36M_BONES) if b == 10 or k == 0]
+    np.testing.assert_allclose(bone_lengths(out)[:, kept], bone_lengths(poses)[:, kept], atol=1e-12)
+    others = [k for k in range(len(H36M_BONES)) if k not in kept]
+    np.testing.assert_allclose(bone_lengths(out)[:, others], np.broadcast_to(lengths[others], (4, len(others))),
+                               atol=1e-12)
+
+
+def test_cache_bone_lengths_needs_3d(tmp_path):
+    with pytest.raises(PoseCliError, match="has no 3D keypoints"):
+        cache_bone_lengths(make_cache(tmp_path / "2d.h5", with3d=False))
+    reference = make_cache(tmp_path / "3d.h5")
+    with open_cache(reference) as cache:
+        expected = np.median(bone_lengths(np.asarray(cache.keypoints3d[::25], np.float64)), axis=0)
+    np.testing.assert_allclose(cache_bone_lengths(reference), expected)
+
+
+def test_prepare_mocap_bone_lengths_maps_the_rig(tmp_path):
+    """--bone-lengths: every frame of every view gets the reference cache's median bone lengths,
+    bone directions stay those of the take, and the 2D is the projection of the new 3D."""
+    bvh = shared_file("mocap/cmu_bvh_samples/131_01.bvh")
+    reference = make_cache(tmp_path / "rig.h5")
+    lengths = cache_bone_lengths(reference)
+    plain = read_mocap([bvh], PrepareOptions(cameras=2))
+    mapped = read_mocap([bvh], PrepareOptions(cameras=2, bone_lengths=reference))
+    assert any("bone lengths set to the medians of" in note for note in mapped.notes)
+    assert not np.allclose(bone_lengths(plain.records[0].keypoints3d[:5]), lengths, atol=0.01)
+    for before, after in zip(plain.records, mapped.records):
+        np.testing.assert_allclose(bone_lengths(after.keypoints3d), np.broadcast_to(lengths, (len(after), 16)),
+                                   atol=1e-4)
+        a = after.keypoints3d[:, [c for _, c in H36M_BONES]] - after.keypoints3d[:, [p for p, _ in H36M_BONES]]
+        b = before.keypoints3d[:, [c for _, c in H36M_BONES]] - before.keypoints3d[:, [p for p, _ in H36M_BONES]]
+        cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+        assert cos.min() > 0.9999
+        np.testing.assert_allclose(after.keypoints2d, project(after.keypoints3d, after.intrinsics), atol=1e-2)

@@ -246,3 +246,13 @@ def test_info_bad_inputs(tmp_path, capsys):
     capsys.readouterr()
     code = run(["info", str(good), "--plot", str(tmp_path / "nodir" / "p.png")])
     _assert_user_error(code, capsys, "plot folder does not exist", "nodir", tmp_path, {"ann.json", "c.h5", "good.h5"})
+
+
+def test_bone_lengths_from_a_cache_without_3d(tmp_path, capsys):
+    """--bone-lengths needs a 3D cache: a 2D one is refused before any take is read."""
+    from tests.engine_data import make_cache
+
+    flat = make_cache(tmp_path / "photos.h5", with3d=False)
+    take = _write(tmp_path / "take.bvh", b"HIERARCHY\n")
+    code = run(["prepare", "mocap", str(take), "-o", str(tmp_path / "x.h5"), "--bone-lengths", str(flat)])
+    _assert_user_error(code, capsys, "has no 3D keypoints", "photos.h5", tmp_path, {"photos.h5", "take.bvh"})

@@ -31,6 +31,7 @@ def _command_line(fmt: str, inputs: list[Path], out: Path | None, options: Prepa
         ("--seed", options.seed, defaults.seed),
         ("--units", options.units, defaults.units),
         ("--detector", options.detector, defaults.detector),
+        ("--bone-lengths", str(options.bone_lengths) if options.bone_lengths else None, None),
         ("--images", str(options.images) if options.images else None, None),
         ("--crop-size", crop_size if options.images else 256, 256),
         ("--crop-encoding", crop_encoding if options.images else "raw", "raw"),
@@ -58,6 +59,10 @@ def prepare_command(
                                             "else guessed from body height)."),
     detector: str | None = typer.Option(None, "--detector",
                                         help="2D detections to use where a format has several (e.g. cpn_ft_h36m_dbb)."),
+    bone_lengths: Path | None = typer.Option(
+        None, "--bone-lengths", metavar="CACHE.h5",
+        help="Mocap: give every take this 3D cache's median bone lengths, keeping bone directions "
+             "(maps one rig's joint placement onto another's, e.g. a BVH rig onto Li-2018 CMU)."),
     images: Path | None = typer.Option(None, "--images",
                                        help="Folder of the photos/frames: store person crops (image family)."),
     crop_size: int = typer.Option(256, "--crop-size", help="Side of the stored crops in pixels (with --images)."),
@@ -70,7 +75,7 @@ def prepare_command(
     options = PrepareOptions(
         split=split, subjects=[s.strip() for s in subjects.split(",") if s.strip()] if subjects else None,
         exclude=exclude, allow_pickle=allow_pickle, cameras=cameras, fps=fps, seed=seed, units=units, detector=detector,
-        images=images)
+        images=images, bone_lengths=bone_lengths)
     summary = prepare(fmt, inputs, out, options, force=force, crop_size=crop_size, crop_encoding=crop_encoding,
                       command=_command_line(fmt, inputs, out, options, force, crop_size, crop_encoding))
     human_console(quiet, as_json).print(summary_table(summary))

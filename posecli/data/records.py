@@ -57,3 +57,4 @@ class PrepareOptions:
     detector: str | None = None             # e.g. VideoPose3D 2D detections name ("cpn_ft_h36m_dbb")
     images: Path | None = None              # image folder (image family, later)
     units: float | None = None              # metres per BVH/ASF file unit (None = ASF :units or a guess)
+    bone_lengths: Path | None = None        # 3D cache whose median bone lengths mocap takes get (rig mapping)

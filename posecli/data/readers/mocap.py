@@ -1,7 +1,8 @@
 """Motion capture (CMU positions npz, CMU expmap txt, BVH, ASF/AMC) seen by virtual cameras.
 
 Mocap is 3D without images. Each sequence is converted to H36M-17 in its Y-up world, optionally
-resampled, centred on the floor under its mean pelvis, and filmed by `options.cameras` static
+resampled, optionally given another rig's bone lengths (`--bone-lengths CACHE.h5`,
+posecli.data.rig: one joint definition across rigs), centred on the floor under its mean pelvis, and filmed by `options.cameras` static
 Human3.6M-like cameras at random azimuths (seeded by `options.seed` and the sequence name, so a
 sequence gets the same views whatever else is prepared with it). Every (sequence, camera) becomes
 one SequenceRecord with 3D in that camera's frame and its pinhole projection as 2D.
@@ -33,6 +34,7 @@ from posecli.data.readers.expmap import ExpmapSkeleton, find_skeleton, load_skel
 from posecli.data.records import PrepareOptions, ReaderResult, SequenceRecord
 from posecli.data.splits import bvh_split, li2018_split
 from posecli.errors import PoseCliError
+from posecli.geometry import retarget
 from posecli.limits import check_frames
 from posecli.skeleton import Layout, bvh_layout, convert_to_h36m, get_layout
 
@@ -253,6 +255,11 @@ def read_mocap(inputs: list[Path], options: PrepareOptions) -> ReaderResult:
     if options.fps is not None and not 0 < options.fps <= MAX_FPS:
         raise PoseCliError(f"--fps must be a number in (0, {MAX_FPS:g}] Hz, got {options.fps}")
     files = collect_files(inputs)
+    lengths = None
+    if options.bone_lengths is not None:
+        from posecli.data.rig import cache_bone_lengths
+
+        lengths = cache_bone_lengths(options.bone_lengths)
     notes: list[str] = []
     sequences = _select(load_world_sequences(files, options.units, notes), options)
     if not sequences:
@@ -263,6 +270,8 @@ def read_mocap(inputs: list[Path], options: PrepareOptions) -> ReaderResult:
     layouts: list[str] = []
     for seq in sequences:
         world, conf = convert_to_h36m(seq.positions, None, seq.layout)
+        if lengths is not None:
+            world = retarget(world, lengths, conf[0] > 0).astype(world.dtype)
         status = np.maximum(status, seq.layout.status)
         if seq.layout.name not in layouts:
             layouts.append(seq.layout.name)
@@ -281,6 +290,8 @@ def read_mocap(inputs: list[Path], options: PrepareOptions) -> ReaderResult:
                 intrinsics=np.asarray(intrinsics, np.float32), image_size=(float(size[0]), float(size[1])),
                 fps=fps))
     notes.insert(0, f"{len(sequences)} sequences x {options.cameras} virtual cameras (seed {options.seed})")
+    if lengths is not None:
+        notes.append(f"bone lengths set to the medians of {options.bone_lengths} (directions kept)")
     if options.fps is not None:
         notes.append(f"resampled to {options.fps:g} Hz by linear interpolation")
     if any(_kind(s.source) in (".npz", ".txt", ".txt.gz") for s in sequences):
