@@ -16,6 +16,7 @@ plus cross-dataset P-MPJPE on mocap the model was not trained on.
    reference projected into the view (a perfect detector's 2D: splits the lifter's own error from
    the detector's). Scored on the 15 joints whose definitions agree between BlazePose and mocap (all but neck/nose and head, which BlazePose
    puts at the nose and the eye midpoint: the pseudo ground truth inherits them) and on all 17.
+   It also prints how stable the reference is (each view left out in turn, bone-length spread).
    The detector output is cached per view in `<work-dir>/detections/` (npz), so reruns with another
    checkpoint take seconds.
 2. Cross-dataset (ground-truth 2D through virtual cameras, clean and with detector noise, `posecli
@@ -325,6 +326,32 @@ def run_wild(args: argparse.Namespace, model: torch.nn.Module) -> None:
         mediapipe_mean = np.mean([o.mediapipe["15"] for o in other])
         print(f"  {threshold:>6g} px: lifter {lifter_mean:.1f}, MediaPipe {mediapipe_mean:.1f}, "
               f"ratio {lifter_mean / mediapipe_mean:.3f}")
+    print_reference_stability(pts, conf, cams, gt, gt_valid, lifted, views, n, args.max_reprojection)
+
+
+def print_reference_stability(pts: np.ndarray, conf: np.ndarray, cams: list, gt: np.ndarray, gt_valid: np.ndarray,
+                              lifted: dict[str, np.ndarray], views: dict[str, ViewDetections], n: int,
+                              max_error_px: float) -> None:
+    """How far the pseudo ground truth itself is from the truth, bounded from below: the 4-view
+    reference against the 3 views without each camera, the bone-length spread over frames of a
+    body that is rigid, and both methods scored against the 3 other views only (a reference that
+    does not contain the scored view's own 2D)."""
+    print("\nstability of the reference (15 joints): P-MPJPE of the 3 other views' triangulation against the "
+          "4-view reference, and each view scored against the 3 other views only -> lifter, MediaPipe")
+    for i, v in enumerate(VIEWS):
+        others = [k for k in range(len(VIEWS)) if k != i]
+        ref, ref_valid, _ = triangulate_consistent(pts[others], conf[others], [cams[k] for k in others],
+                                                   max_error_px=max_error_px)
+        both = ref_valid & gt_valid
+        both[both.sum(axis=1) < 4] = False
+        drift, _ = p_mpjpe_on(ref, gt, both, DEFINITION_CONSISTENT)
+        score = score_view(lifted[v], views[v].world3d[:n], ref, ref_valid)
+        print(f"  without {v}: {drift:.1f} mm from the 4-view reference; {v} against it: lifter {score.lifter['15']:.1f}, "
+              f"MediaPipe {score.mediapipe['15']:.1f}")
+    spread = np.nanstd(bone_lengths(gt), axis=0) * 1000.0
+    limbs = [k for k, (a, b) in enumerate(H36M_BONES) if a not in (0, 8) and b not in (9, 10)]
+    print(f"  bone-length spread over frames (std, mm; a rigid body has ~0): limbs {np.mean(spread[limbs]):.0f} "
+          f"(max {spread[limbs].max():.0f}), all bones {np.mean(spread):.0f}")
 
 
 def print_trajectories(pts: np.ndarray, conf: np.ndarray, lifted: dict[str, np.ndarray], cams: list,
