@@ -231,3 +231,25 @@ def test_reference_view_is_the_reference_seen_through_the_lens(tmp_path):
     assert (view.confidence[0] == 1.0).all()
     assert view.confidence[1, 5] == 0.5 and (view.keypoints2d[1, 5] == 7.0).all()
     assert (view.confidence[2] == 0.0).all() and len(view.detections()[2]) == 0
+
+
+def test_wide_cameras_are_the_wild_recipes(tmp_path):
+    """The cross-dataset wide-camera rows film with the cameras the wild recipe trains with, and
+    score every sequence of a cache deterministically (the same views for every model)."""
+    from posecli.config import load_config
+    from posecli.data.cache import open_cache
+    from posecli.models import build_model
+    from tests.engine_data import make_cache
+
+    bench = _bench()
+    augment = load_config("wild-v2")["data"]["augment"]
+    assert bench.WIDE_CAMERAS == {"max_elev_deg": augment["max_elevation_deg"],
+                                  "distance": (augment["distance_min"], augment["distance_max"]),
+                                  "off_axis_deg": augment["off_axis_deg"], "roll_deg": augment["roll_deg"]}
+    model = build_model({"name": "stformer", "size": "xs", "window": 27, "dim": 32, "depth": 1}).eval()
+    with open_cache(make_cache(tmp_path / "walk.h5", sequences=2, length=30)) as cache:
+        first = bench.wide_camera_scores(cache, [0, 1], model, noise=1.0)
+        again = bench.wide_camera_scores(cache, [0, 1], model, noise=1.0)
+        clean = bench.wide_camera_scores(cache, [0, 1], model, noise=0.0)
+    assert first == again
+    assert all(np.isfinite(first)) and first[1] <= first[0] and first != clean
