@@ -270,14 +270,14 @@ def read_mocap(inputs: list[Path], options: PrepareOptions) -> ReaderResult:
     layouts: list[str] = []
     for seq in sequences:
         world, conf = convert_to_h36m(seq.positions, None, seq.layout)
-        if lengths is not None:
-            world = retarget(world, lengths, conf[0] > 0).astype(world.dtype)
         status = np.maximum(status, seq.layout.status)
         if seq.layout.name not in layouts:
             layouts.append(seq.layout.name)
         fps = seq.fps
         if options.fps is not None and abs(options.fps - fps) > 1e-6:
             world, fps = resample(world, fps, options.fps, seq.source), float(options.fps)
+        if lengths is not None:      # after resampling, whose interpolation would shorten rotating bones
+            world = retarget(world, lengths, conf[0] > 0).astype(world.dtype)
         key = f"{seq.split}/{seq.action}/{seq.name}"
         for view in film(world.astype(np.float64), conf[0], options.cameras, _rng(options.seed, key)):
             if view is None:
