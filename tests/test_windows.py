@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from posecli.data.augment import JOINT_NOISE, check_augment, detector_noise, flip_window
+from posecli.data.augment import BONE_GROUPS, JOINT_NOISE, check_augment, detector_noise, flip_window, scale_bones
 from posecli.data.cache import write_cache
 from posecli.data.cameras import H36M_LIKE_INTRINSICS, project
 from posecli.data.normalize import normalize_window
 from posecli.data.records import ReaderResult, SequenceRecord
 from posecli.data.windows import WindowDataset, build_dataloader
 from posecli.errors import PoseCliError
-from posecli.skeleton import H36M_FLIP_PAIRS, H36M_FLIP_PERM
+from posecli.geometry import bone_lengths, bone_vectors
+from posecli.skeleton import H36M_BONES, H36M_FLIP_PAIRS, H36M_FLIP_PERM
 
 torch.set_num_threads(1)
 AUG = {"flip": 0.5, "noise": 1.0, "virtual_camera": 0.5}
@@ -155,6 +156,66 @@ def test_virtual_camera_keeps_2d_and_3d_consistent(caches: tuple[str, str]) -> N
     reproj = project(s["target3d"].numpy() + pelvis, H36M_LIKE_INTRINSICS).astype(np.float32)
     expected, _, _ = normalize_window(reproj, np.ones((9, 17), np.float32))
     np.testing.assert_allclose(s["target2d"].numpy(), expected, atol=1e-4)
+
+
+def test_bone_groups_pair_each_bone_with_its_mirror() -> None:
+    assert BONE_GROUPS.max() + 1 == 10                       # 6 left/right pairs and 4 spine/head bones
+    for k, (a, b) in enumerate(H36M_BONES):
+        mirror = H36M_BONES.index((int(H36M_FLIP_PERM[a]), int(H36M_FLIP_PERM[b])))
+        assert BONE_GROUPS[k] == BONE_GROUPS[mirror]
+    assert BONE_GROUPS[1] != BONE_GROUPS[2]                  # thigh and shin scale apart
+
+
+def test_scale_bones_keeps_directions_and_scales_mirror_bones_alike() -> None:
+    rng = np.random.default_rng(4)
+    kp3d, conf = _pose3d(rng, 6), np.ones((6, 17), np.float32)
+    out = scale_bones(kp3d, conf, H36M_LIKE_INTRINSICS, np.random.default_rng(1), spread=0.2)
+    assert out is not None
+    new3d, new2d = out
+    np.testing.assert_array_equal(new3d[:, 0], kp3d[:, 0])                    # the pelvis stays
+    ratio = bone_lengths(new3d) / bone_lengths(kp3d)                          # [T, bones]
+    np.testing.assert_allclose(ratio, np.broadcast_to(ratio[0], ratio.shape), rtol=1e-5)  # one factor per window
+    for group in range(10):                                                   # mirror bones alike
+        assert np.ptp(ratio[0][BONE_GROUPS == group]) < 1e-5
+    assert np.all(ratio[0] >= np.exp(-2.5 * 0.2) - 1e-6) and np.all(ratio[0] <= np.exp(2.5 * 0.2) + 1e-6)
+    assert np.ptp(ratio[0]) > 0.05
+    old_dir, new_dir = bone_vectors(kp3d), bone_vectors(new3d)
+    cos = (old_dir * new_dir).sum(-1) / np.linalg.norm(old_dir, axis=-1) / np.linalg.norm(new_dir, axis=-1)
+    np.testing.assert_allclose(cos, 1.0, atol=1e-5)
+    np.testing.assert_allclose(new2d, project(new3d, H36M_LIKE_INTRINSICS), atol=1e-4)
+    # a joint missing in one frame leaves the bones touching it as they were, in every frame
+    conf[3, 13] = 0.0
+    partial, _ = scale_bones(kp3d, conf, H36M_LIKE_INTRINSICS, np.random.default_rng(1), spread=0.2)
+    np.testing.assert_allclose(partial[:, 13] - partial[:, 12], kp3d[:, 13] - kp3d[:, 12], atol=1e-6)
+    # zero spread is the identity
+    full = np.ones((6, 17), np.float32)
+    same, _ = scale_bones(kp3d, full, H36M_LIKE_INTRINSICS, rng, spread=0.0)
+    np.testing.assert_allclose(same, kp3d, atol=1e-6)
+    # a forearm pointing at the camera, its wrist just past the near limit: a longer forearm is refused
+    near = kp3d.copy()
+    near[:, 13, :2], near[:, 13, 2] = near[:, 12, :2], 0.105
+    views = [scale_bones(near, full, H36M_LIKE_INTRINSICS, np.random.default_rng(k), spread=0.2) for k in range(20)]
+    assert 0 < sum(v is None for v in views) < 20
+    assert all((v[0][..., 2] >= 0.1).all() for v in views if v is not None)
+
+
+def test_bone_scale_windows_feed_the_new_rig_to_input_and_target(caches: tuple[str, str]) -> None:
+    plain = WindowDataset([{"path": caches[0]}], 9, {}, split_seed=0)
+    scaled = WindowDataset([{"path": caches[0]}], 9, {"bone_scale": 1.0, "bone_spread": 0.2}, split_seed=0)
+    s, p = scaled[3], plain[3]
+    ratio = bone_lengths(s["target3d"].numpy()) / bone_lengths(p["target3d"].numpy())
+    assert np.ptp(ratio[0]) > 0.05
+    c, seq, start, _ = scaled.locate(3)
+    pelvis = scaled.caches[c].window(seq, start, 9)["keypoints3d"][:, :1]
+    reproj = project(s["target3d"].numpy() + pelvis, H36M_LIKE_INTRINSICS).astype(np.float32)
+    expected, _, _ = normalize_window(reproj, np.ones((9, 17), np.float32))
+    np.testing.assert_allclose(s["target2d"].numpy(), expected, atol=1e-4)
+    # off by default, and then the sample stream is the one presets had before the option existed
+    assert check_augment({})["bone_scale"] == 0.0
+    assert torch.equal(WindowDataset([{"path": caches[0]}], 9, {"bone_spread": 0.3}, split_seed=0)[3]["target3d"],
+                       p["target3d"])
+    with pytest.raises(PoseCliError, match="bone_spread"):
+        check_augment({"bone_spread": 0.9})
 
 
 def test_detector_noise_statistics() -> None:

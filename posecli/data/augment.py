@@ -1,11 +1,15 @@
-"""Training-time augmentation of one window: horizontal flips, virtual cameras and a 2D detector model.
+"""Training-time augmentation of one window: horizontal flips, rig proportions, virtual cameras and a
+2D detector model.
 
 Clean ground-truth 2D is far easier than what a real detector gives at inference time, so the
 training input is corrupted the way detectors fail: per-joint jitter proportional to person size
 (COCO's per-keypoint OKS sigmas set which joints are noisier), rare gross outliers, left/right limb
 swaps and dropped joints (confidence 0), with a confidence that falls as the error grows. The noise
 is applied in normalised coordinates, so the clean target and the noisy input share one frame.
-Masking for masked pose modelling lives in posecli.families.lifter.objective (it needs the clean input).
+Rigs disagree on proportions far more than people do (HDM05's spine-to-thorax bone is twice CMU's,
+the cgspeed BVH's shoulders half as wide), so a lifter trained on two rigs learns to output those
+two rigs whatever the 2D shows; `scale_bones` draws new proportions per window, so the 2D carries
+them and the lifter has to read them. Masking for masked pose modelling lives in posecli.families.lifter.objective (it needs the clean input).
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ import numpy as np
 
 from posecli.data.cameras import project, random_placement, random_rotation_about_vertical
 from posecli.errors import PoseCliError
-from posecli.geometry import box_side
-from posecli.skeleton import H36M_FLIP_PAIRS, H36M_FLIP_PERM
+from posecli.geometry import bone_lengths, box_side, retarget
+from posecli.skeleton import H36M_BONES, H36M_FLIP_PAIRS, H36M_FLIP_PERM
 
 # `augment:` section of a preset. Probabilities are per window, except swap/dropout/outlier, which
 # are per frame and joint (pair); jitter is the mean per-coordinate std as a fraction of person size.
 AUGMENT_DEFAULTS: dict[str, float] = {
     "flip": 0.0,               # probability of a horizontal flip
+    "bone_scale": 0.0,         # probability of new proportions for a 3D window (scale_bones)
+    "bone_spread": 0.15,       #   log-std of each bone group's length factor
     "virtual_camera": 0.0,     # probability of re-viewing 3D windows from a rotated camera
     "max_elevation_deg": 10.0,  # tilt range of that virtual camera
     "distance_min": 0.0,       # metres from that camera to the pelvis, drawn from [min, max];
@@ -49,12 +55,14 @@ def check_augment(cfg: dict | None) -> dict[str, float]:
         if key not in AUGMENT_DEFAULTS:
             raise PoseCliError(f"unknown augment option '{key}' (known: {', '.join(AUGMENT_DEFAULTS)})")
         out[key] = float(value)
-    for key in ("flip", "virtual_camera", "noise", "swap", "dropout", "outlier", "face_landmarks"):
+    for key in ("flip", "bone_scale", "virtual_camera", "noise", "swap", "dropout", "outlier", "face_landmarks"):
         if not 0.0 <= out[key] <= 1.0:
             raise PoseCliError(f"augment option '{key}' is a probability, got {out[key]}")
     for key in ("max_elevation_deg", "off_axis_deg", "roll_deg"):
         if not 0.0 <= out[key] <= 90.0:
             raise PoseCliError(f"augment option '{key}' is an angle in [0, 90] degrees, got {out[key]}")
+    if not 0.0 <= out["bone_spread"] <= 0.5:
+        raise PoseCliError(f"augment option 'bone_spread' is a log-std in [0, 0.5], got {out['bone_spread']}")
     if out["distance_max"] != 0.0 and not 0.5 <= out["distance_min"] <= out["distance_max"] <= 100.0:
         raise PoseCliError("augment options distance_min/distance_max need 0.5 <= min <= max <= 100 metres, "
                            f"got {out['distance_min']} and {out['distance_max']}")
@@ -71,6 +79,36 @@ def flip_window(kp2d: np.ndarray, conf: np.ndarray, kp3d: np.ndarray | None = No
     return kp2d, conf[:, perm], kp3d
 
 
+# One length factor per group: a bone and its mirror image share it (rigs and people are symmetric).
+_MIRROR_BONE = [H36M_BONES.index(tuple(int(j) for j in H36M_FLIP_PERM[list(bone)])) for bone in H36M_BONES]
+BONE_GROUPS: np.ndarray = np.unique([min(k, m) for k, m in enumerate(_MIRROR_BONE)], return_inverse=True)[1]
+MAX_BONE_SIGMAS = 2.5   # factors are drawn within this many log-stds of 1
+
+
+def scale_bones(kp3d: np.ndarray, conf: np.ndarray, intrinsics: np.ndarray, rng: np.random.Generator,
+                spread: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """A camera-frame 3D window [T,J,3] with new proportions, re-projected: (3D, 2D pixels), or None
+    if a joint ends up behind the camera. Every bone group's length is multiplied by one factor
+    exp(N(0, spread)), clipped to MAX_BONE_SIGMAS, for the whole window; bone directions and the
+    pelvis stay (posecli.geometry.retarget). Bones touching a joint missing in any frame keep their
+    vectors."""
+    draws = np.clip(rng.normal(size=int(BONE_GROUPS.max()) + 1), -MAX_BONE_SIGMAS, MAX_BONE_SIGMAS)
+    lengths = bone_lengths(kp3d) * np.exp(draws * spread)[BONE_GROUPS]            # [T, bones]
+    return _reproject(retarget(kp3d, lengths, (conf > 0).all(axis=0)), conf, intrinsics)
+
+
+def _reproject(kp3d: np.ndarray, conf: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(3D, its 2D through `intrinsics`, zero where conf is 0) as float32, or None if a valid joint
+    is closer than MIN_DEPTH."""
+    valid = conf > 0
+    if (kp3d[..., 2][valid] < MIN_DEPTH).any():
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kp2d = project(kp3d, intrinsics)
+    kp2d = np.where(valid[..., None], kp2d, 0.0).astype(np.float32)
+    return kp3d.astype(np.float32), kp2d
+
+
 def virtual_view(kp3d: np.ndarray, conf: np.ndarray, intrinsics: np.ndarray, rng: np.random.Generator,
                  max_elev_deg: float, *, distance: tuple[float, float] = (0.0, 0.0), off_axis_deg: float = 0.0,
                  roll_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray] | None:
@@ -80,13 +118,7 @@ def virtual_view(kp3d: np.ndarray, conf: np.ndarray, intrinsics: np.ndarray, rng
     rotated = random_rotation_about_vertical(kp3d, rng, max_elev_deg)
     if distance[1] > 0 or off_axis_deg > 0 or roll_deg > 0:
         rotated = random_placement(rotated, rng, distance=distance, off_axis_deg=off_axis_deg, roll_deg=roll_deg)
-    valid = conf > 0
-    if (rotated[..., 2][valid] < MIN_DEPTH).any():
-        return None
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kp2d = project(rotated, intrinsics)
-    kp2d = np.where(valid[..., None], kp2d, 0.0).astype(np.float32)
-    return rotated.astype(np.float32), kp2d
+    return _reproject(rotated, conf, intrinsics)
 
 
 # Where a 2D detector's face landmarks sit relative to mocap's upper-neck joint (H36M joint 9), in

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from posecli.data.augment import check_augment, detector_face_inputs, detector_noise, flip_window, virtual_view
+from posecli.data.augment import (check_augment, detector_face_inputs, detector_noise, flip_window, scale_bones,
+                                  virtual_view)
 from posecli.data.cache import PoseCache, open_cache
 from posecli.data.normalize import normalize_window
 from posecli.errors import PoseCliError
@@ -83,13 +84,19 @@ class WindowDataset(Dataset):
         kp2d, conf, kp3d = raw["keypoints2d"], raw["confidence"], raw.get("keypoints3d")
         aug = self.augment
         intrinsics = cache.intrinsics[seq]
-        if kp3d is not None and not np.isnan(intrinsics).any() and rng.random() < aug["virtual_camera"]:
+        filmed = kp3d is not None and not np.isnan(intrinsics).any()
+        # drawn only when enabled, so presets without it keep their exact sample stream
+        if filmed and aug["bone_scale"] > 0 and rng.random() < aug["bone_scale"]:
+            scaled = scale_bones(kp3d, conf, intrinsics, rng, aug["bone_spread"])
+            if scaled is not None:
+                kp3d, kp2d = scaled
+        if filmed and rng.random() < aug["virtual_camera"]:
             view = virtual_view(kp3d, conf, intrinsics, rng, aug["max_elevation_deg"],
                                 distance=(aug["distance_min"], aug["distance_max"]),
                                 off_axis_deg=aug["off_axis_deg"], roll_deg=aug["roll_deg"])
             if view is not None:
                 kp3d, kp2d = view
-        if kp3d is not None and not np.isnan(intrinsics).any() and rng.random() < aug["face_landmarks"]:
+        if filmed and rng.random() < aug["face_landmarks"]:
             kp2d = detector_face_inputs(kp3d, conf, kp2d, intrinsics)
         target2d, _, scale = normalize_window(kp2d, conf)
         target3d = np.zeros((*conf.shape, 3), np.float32) if kp3d is None else kp3d - kp3d[:, :1]
