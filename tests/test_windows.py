@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from posecli.data.augment import BONE_GROUPS, JOINT_NOISE, check_augment, detector_noise, flip_window, scale_bones
+from posecli.data.augment import (BONE_GROUPS, JOINT_NOISE, UPPER_BODY, bend_forward, check_augment, detector_noise,
+                                  flip_window, scale_bones)
 from posecli.data.cache import write_cache
 from posecli.data.cameras import H36M_LIKE_INTRINSICS, project
 from posecli.data.normalize import normalize_window
@@ -199,6 +200,36 @@ def test_scale_bones_keeps_directions_and_scales_mirror_bones_alike() -> None:
     assert all((v[0][..., 2] >= 0.1).all() for v in views if v is not None)
 
 
+def _facing_camera(frames: int) -> np.ndarray:
+    """An upright person 4 m in front of the camera, facing it (camera frame: x right, y down)."""
+    pose = np.zeros((17, 3))
+    pose[[1, 2, 3]] = [[-0.1, 0.0, 0], [-0.1, 0.45, 0], [-0.1, 0.9, 0]]       # right leg on the image's left
+    pose[[4, 5, 6]] = [[0.1, 0.0, 0], [0.1, 0.45, 0], [0.1, 0.9, 0]]
+    pose[[7, 8, 9, 10]] = [[0, -0.25, 0], [0, -0.5, 0], [0, -0.6, 0], [0, -0.75, 0]]
+    pose[[11, 12, 13]] = [[0.2, -0.5, 0], [0.2, -0.2, 0], [0.2, 0.05, 0]]
+    pose[[14, 15, 16]] = [[-0.2, -0.5, 0], [-0.2, -0.2, 0], [-0.2, 0.05, 0]]
+    return np.broadcast_to(pose + [0.0, 0.0, 4.0], (frames, 17, 3)).astype(np.float32)
+
+
+def test_bend_forward_turns_the_upper_body_towards_where_it_faces() -> None:
+    kp3d, conf = _facing_camera(5), np.ones((5, 17), np.float32)
+    draws = [bend_forward(kp3d, conf, H36M_LIKE_INTRINSICS, np.random.default_rng(k), 80.0) for k in range(10)]
+    angles = []
+    for bent, bent2d in draws:
+        np.testing.assert_array_equal(bent[:, :7], kp3d[:, :7])                  # hips and legs stay
+        np.testing.assert_allclose(bone_lengths(bent), bone_lengths(kp3d), atol=1e-6)
+        np.testing.assert_allclose(bent2d, project(bent, H36M_LIKE_INTRINSICS), atol=1e-3)
+        up, new_up = kp3d[0, 8] - kp3d[0, 0], bent[0, 8] - bent[0, 0]
+        angle = np.degrees(np.arccos(up @ new_up / np.linalg.norm(up) / np.linalg.norm(new_up)))
+        np.testing.assert_allclose(bent[0, 8, 2], 4.0 - 0.5 * np.sin(np.radians(angle)), atol=1e-5)  # towards the camera
+        assert abs(bent[0, 8, 0]) < 1e-6                                        # no sideways lean
+        angles.append(angle)
+    assert 0.0 <= min(angles) and max(angles) <= 80.0 + 1e-4 and np.ptp(angles) > 20
+    conf[2, 7] = 0.0                                                            # no spine in one frame: no bend
+    assert bend_forward(kp3d, conf, H36M_LIKE_INTRINSICS, np.random.default_rng(0), 80.0) is None
+    assert set(UPPER_BODY) == set(range(7, 17))
+
+
 def test_bone_scale_windows_feed_the_new_rig_to_input_and_target(caches: tuple[str, str]) -> None:
     plain = WindowDataset([{"path": caches[0]}], 9, {}, split_seed=0)
     scaled = WindowDataset([{"path": caches[0]}], 9, {"bone_scale": 1.0, "bone_spread": 0.2}, split_seed=0)
@@ -216,6 +247,11 @@ def test_bone_scale_windows_feed_the_new_rig_to_input_and_target(caches: tuple[s
                        p["target3d"])
     with pytest.raises(PoseCliError, match="bone_spread"):
         check_augment({"bone_spread": 0.9})
+    with pytest.raises(PoseCliError, match="max_bend_deg"):
+        check_augment({"max_bend_deg": 120})
+    bent = WindowDataset([{"path": caches[0]}], 9, {"bend": 1.0, "max_bend_deg": 60}, split_seed=0)[3]
+    assert torch.equal(bent["target3d"][:, :7], p["target3d"][:, :7])
+    assert not torch.allclose(bent["target3d"][:, 7:], p["target3d"][:, 7:], atol=1e-3)
 
 
 def test_detector_noise_statistics() -> None:

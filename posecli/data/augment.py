@@ -27,6 +27,8 @@ AUGMENT_DEFAULTS: dict[str, float] = {
     "flip": 0.0,               # probability of a horizontal flip
     "bone_scale": 0.0,         # probability of new proportions for a 3D window (scale_bones)
     "bone_spread": 0.15,       #   log-std of each bone group's length factor
+    "bend": 0.0,               # probability of bending a 3D window's upper body forward (bend_forward)
+    "max_bend_deg": 80.0,      #   up to this angle at the hips
     "virtual_camera": 0.0,     # probability of re-viewing 3D windows from a rotated camera
     "max_elevation_deg": 10.0,  # tilt range of that virtual camera
     "distance_min": 0.0,       # metres from that camera to the pelvis, drawn from [min, max];
@@ -55,10 +57,10 @@ def check_augment(cfg: dict | None) -> dict[str, float]:
         if key not in AUGMENT_DEFAULTS:
             raise PoseCliError(f"unknown augment option '{key}' (known: {', '.join(AUGMENT_DEFAULTS)})")
         out[key] = float(value)
-    for key in ("flip", "bone_scale", "virtual_camera", "noise", "swap", "dropout", "outlier", "face_landmarks"):
+    for key in ("flip", "bone_scale", "bend", "virtual_camera", "noise", "swap", "dropout", "outlier", "face_landmarks"):
         if not 0.0 <= out[key] <= 1.0:
             raise PoseCliError(f"augment option '{key}' is a probability, got {out[key]}")
-    for key in ("max_elevation_deg", "off_axis_deg", "roll_deg"):
+    for key in ("max_elevation_deg", "off_axis_deg", "roll_deg", "max_bend_deg"):
         if not 0.0 <= out[key] <= 90.0:
             raise PoseCliError(f"augment option '{key}' is an angle in [0, 90] degrees, got {out[key]}")
     if not 0.0 <= out["bone_spread"] <= 0.5:
@@ -95,6 +97,31 @@ def scale_bones(kp3d: np.ndarray, conf: np.ndarray, intrinsics: np.ndarray, rng:
     draws = np.clip(rng.normal(size=int(BONE_GROUPS.max()) + 1), -MAX_BONE_SIGMAS, MAX_BONE_SIGMAS)
     lengths = bone_lengths(kp3d) * np.exp(draws * spread)[BONE_GROUPS]            # [T, bones]
     return _reproject(retarget(kp3d, lengths, (conf > 0).all(axis=0)), conf, intrinsics)
+
+
+UPPER_BODY = (7, 8, 9, 10, 11, 12, 13, 14, 15, 16)    # spine and everything above it
+
+
+def bend_forward(kp3d: np.ndarray, conf: np.ndarray, intrinsics: np.ndarray, rng: np.random.Generator,
+                 max_deg: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """A camera-frame 3D window [T,J,3] with its upper body rotated forward about the hip line
+    through the pelvis by one angle drawn from [0, max_deg], re-projected: (3D, 2D pixels), or None
+    if the hips or the spine are missing or a joint ends up behind the camera. The CMU takes are
+    upright almost throughout; bending to the floor (lifting, picking up, gardening) is common in
+    footage and in the 2D photos, and it is where cross-dataset error concentrates (docs/study.md)."""
+    if not (conf[:, [0, 1, 4, 7]] > 0).all():
+        return None
+    left = kp3d[:, 4].astype(np.float64) - kp3d[:, 1]                               # r_hip -> l_hip
+    axis = (left / np.maximum(np.linalg.norm(left, axis=-1, keepdims=True), 1e-9))[:, None]   # [T,1,3]
+    angle = np.deg2rad(rng.uniform(0.0, max_deg))
+    pelvis = kp3d[:, :1].astype(np.float64)
+    v = kp3d[:, UPPER_BODY] - pelvis
+    # Rodrigues about the left axis: up turns towards forward = left x up (the body's facing direction)
+    bent = (v * np.cos(angle) + np.cross(axis, v) * np.sin(angle)
+            + axis * (axis * v).sum(-1, keepdims=True) * (1.0 - np.cos(angle)))
+    out = kp3d.astype(np.float64, copy=True)
+    out[:, UPPER_BODY] = pelvis + bent
+    return _reproject(out, conf, intrinsics)
 
 
 def _reproject(kp3d: np.ndarray, conf: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
