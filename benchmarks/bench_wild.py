@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -449,6 +450,24 @@ def wide_camera_scores(cache, sequences: list[int], model: torch.nn.Module, nois
     return (1000.0 * masked_mean(np.concatenate(p1), mask).value, 1000.0 * masked_mean(np.concatenate(p2), mask).value)
 
 
+def motion_classes(rows: list[dict]) -> list[tuple[str, float, float, float]]:
+    """HDM05 per-sequence report rows ({name: HDM_<actor>_<class>_<take>_<fps>, joints, p1, p2})
+    grouped by motion class: (class, share of scored joints, MPJPE, P-MPJPE), joint-weighted,
+    worst P-MPJPE first. Rows whose name has no class keep the whole name."""
+    groups: dict[str, list[tuple[float, float, float]]] = {}
+    for row in rows:
+        match = re.fullmatch(r"HDM_[A-Za-z]+_(.+?)_\d+_\d+", str(row["name"]))
+        groups.setdefault(match.group(1) if match else str(row["name"]), []).append(
+            (float(row["joints"]), float(row["p1"]), float(row["p2"])))
+    total = sum(j for g in groups.values() for j, _, _ in g)
+    if total <= 0:
+        raise PoseCliError("nothing was scored: no joints in the per-sequence rows")
+    out = [(name, sum(j for j, _, _ in g) / total,
+            sum(j * a for j, a, _ in g) / sum(j for j, _, _ in g),
+            sum(j * b for j, _, b in g) / sum(j for j, _, _ in g)) for name, g in groups.items()]
+    return sorted(out, key=lambda c: -c[3])
+
+
 def cross_dataset(name: str, path: Path, model: torch.nn.Module, noise: float, quick: bool,
                   checkpoint: str, lengths: np.ndarray | None = None) -> None:
     from posecli.data.cache import open_cache
@@ -460,12 +479,14 @@ def cross_dataset(name: str, path: Path, model: torch.nn.Module, noise: float, q
         if quick:
             sequences = sequences[:: max(1, len(sequences) // QUICK_SEQUENCES)][:QUICK_SEQUENCES]
         frames = int(sum(cache.seq_length[s] for s in sequences))
-        cells, gap = [], ""
+        cells, gap, classes = [], "", []
         for level in (0.0, noise):
             t0 = time.perf_counter()
             pred = predict_cache(model, cache, sequences, input_noise=level)
             report = score(cache, pred, sequences, ("p1", "p2"),
                            {"kind": "checkpoint", "path": checkpoint, "input_noise": level}).report
+            if level == 0.0 and name.startswith("HDM05"):
+                classes = motion_classes(report["tables"]["subject"])
             rig = ""
             if lengths is not None:
                 gap_mm, rig_mm = rig_scores(cache, sequences, pred, lengths)
@@ -479,6 +500,9 @@ def cross_dataset(name: str, path: Path, model: torch.nn.Module, noise: float, q
     print(f"{name:<22}{len(sequences):>5} seq {frames:>7} frames  {text}")
     print(f"{'':<22}{'':>5}     {'':>7}  wide cameras: " + "; ".join(
         f"noise {lv:g}: MPJPE {p1:.1f}, P-MPJPE {p2:.1f}" for lv, p1, p2 in wide))
+    if classes:
+        print(f"{'':<22}by motion class, noise 0 (share of joints, MPJPE / P-MPJPE): " + "; ".join(
+            f"{c} {share:.0%} {p1:.0f} / {p2:.0f}" for c, share, p1, p2 in classes))
 
 
 def run_cross(args: argparse.Namespace, model: torch.nn.Module) -> None:

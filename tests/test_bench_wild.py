@@ -188,6 +188,18 @@ def test_bench_wild_quick_smoke(tmp_path, capsys):
     assert "detections: cached" in capsys.readouterr().out
 
 
+def test_motion_classes_weigh_sequences_by_joints():
+    rows = [{"name": "HDM_mm_squat1Reps_019_120", "joints": 100, "p1": 100.0, "p2": 50.0},
+            {"name": "HDM_tr_squat1Reps_002_120", "joints": 300, "p1": 200.0, "p2": 90.0},
+            {"name": "HDM_mm_grabHighR_017_120", "joints": 100, "p1": 80.0, "p2": 40.0},
+            {"name": "take7", "joints": 0, "p1": 0.0, "p2": 0.0}]
+    classes = _bench().motion_classes(rows[:3])
+    assert [c[0] for c in classes] == ["squat1Reps", "grabHighR"]
+    assert classes[0][1:] == pytest.approx((0.8, 175.0, 80.0)) and classes[1][1:] == pytest.approx((0.2, 80.0, 40.0))
+    with pytest.raises(PoseCliError, match="nothing was scored"):
+        _bench().motion_classes(rows[3:])
+
+
 def test_rig_scores_separate_rig_from_pose():
     """A prediction with the right bone directions but another rig's lengths scores 0 at the test
     rig's lengths, and the rig gap of the test poses against their own lengths is 0."""
