@@ -9,7 +9,8 @@ is applied in normalised coordinates, so the clean target and the noisy input sh
 Rigs disagree on proportions far more than people do (HDM05's spine-to-thorax bone is twice CMU's,
 the cgspeed BVH's shoulders half as wide), so a lifter trained on two rigs learns to output those
 two rigs whatever the 2D shows; `scale_bones` draws new proportions per window, so the 2D carries
-them and the lifter has to read them. Masking for masked pose modelling lives in posecli.families.lifter.objective (it needs the clean input).
+them and the lifter has to read them. `bend_forward` makes the bent-over poses those takes lack.
+Masking for masked pose modelling lives in posecli.families.lifter.objective (it needs the clean input).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def check_augment(cfg: dict | None) -> dict[str, float]:
         if key not in AUGMENT_DEFAULTS:
             raise PoseCliError(f"unknown augment option '{key}' (known: {', '.join(AUGMENT_DEFAULTS)})")
         out[key] = float(value)
-    for key in ("flip", "bone_scale", "bend", "virtual_camera", "noise", "swap", "dropout", "outlier", "face_landmarks"):
+    for key in ("flip", "bone_scale", "bend", "virtual_camera", "noise", "swap", "dropout", "outlier",
+                "face_landmarks"):
         if not 0.0 <= out[key] <= 1.0:
             raise PoseCliError(f"augment option '{key}' is a probability, got {out[key]}")
     for key in ("max_elevation_deg", "off_axis_deg", "roll_deg", "max_bend_deg"):
@@ -108,7 +110,7 @@ def bend_forward(kp3d: np.ndarray, conf: np.ndarray, intrinsics: np.ndarray, rng
     through the pelvis by one angle drawn from [0, max_deg], re-projected: (3D, 2D pixels), or None
     if the hips or the spine are missing or a joint ends up behind the camera. The CMU takes are
     upright almost throughout; bending to the floor (lifting, picking up, gardening) is common in
-    footage and in the 2D photos, and it is where cross-dataset error concentrates (docs/study.md)."""
+    footage and in the 2D photos, and it is where cross-dataset error concentrates (docs/evaluation.md)."""
     if not (conf[:, [0, 1, 4, 7]] > 0).all():
         return None
     left = kp3d[:, 4].astype(np.float64) - kp3d[:, 1]                               # r_hip -> l_hip
