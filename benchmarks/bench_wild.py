@@ -462,9 +462,10 @@ def motion_classes(rows: list[dict]) -> list[tuple[str, float, float, float]]:
     total = sum(j for g in groups.values() for j, _, _ in g)
     if total <= 0:
         raise PoseCliError("nothing was scored: no joints in the per-sequence rows")
-    out = [(name, sum(j for j, _, _ in g) / total,
-            sum(j * a for j, a, _ in g) / sum(j for j, _, _ in g),
-            sum(j * b for j, _, b in g) / sum(j for j, _, _ in g)) for name, g in groups.items()]
+    out = []
+    for name, g in groups.items():
+        joints, p1, p2 = np.array(g).T
+        out.append((name, joints.sum() / total, (joints * p1).sum() / joints.sum(), (joints * p2).sum() / joints.sum()))
     return sorted(out, key=lambda c: -c[3])
 
 

@@ -2,7 +2,8 @@
 
 The box around the confident joints (normalisation, detector noise, 2D metrics, smoothing scale),
 the overlap of two boxes (detector and tracker) and the bones of a pose (bone losses, the scale
-of image-family 3D, SN-MPJPE) each had several hand-written copies; these are the one version. The bone helpers index with plain lists, so they
+of image-family 3D, SN-MPJPE) each had several hand-written copies; these are the one version,
+with Rodrigues' rotation (expmap readers, augmentation). The bone helpers index with plain lists, so they
 take numpy arrays and torch tensors alike (autograd flows through them).
 """
 
@@ -38,6 +39,17 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = iw * ih
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return float(inter / union) if union > 0 else 0.0
+
+
+def expmap_to_rotmat(r: np.ndarray) -> np.ndarray:
+    """Rodrigues' formula: exponential maps (axis x angle) [..., 3] -> rotation matrices [..., 3, 3]."""
+    theta = np.linalg.norm(r, axis=-1, keepdims=True)
+    axis = np.divide(r, theta, out=np.zeros_like(r), where=theta > 0)
+    x, y, z = axis[..., 0], axis[..., 1], axis[..., 2]
+    zero = np.zeros_like(x)
+    k = np.stack([np.stack([zero, -z, y], -1), np.stack([z, zero, -x], -1), np.stack([-y, x, zero], -1)], -2)
+    s, c = np.sin(theta)[..., None], np.cos(theta)[..., None]
+    return np.eye(3) + s * k + (1 - c) * (k @ k)
 
 
 def _ends(bones: Sequence[tuple[int, int]]) -> tuple[list[int], list[int]]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from posecli.data.cameras import project, random_placement, random_rotation_about_vertical
 from posecli.errors import PoseCliError
-from posecli.geometry import bone_lengths, box_side, retarget
+from posecli.geometry import bone_lengths, box_side, expmap_to_rotmat, retarget
 from posecli.skeleton import H36M_BONES, H36M_FLIP_PAIRS, H36M_FLIP_PERM
 
 # `augment:` section of a preset. Probabilities are per window, except swap/dropout/outlier, which
@@ -114,15 +114,12 @@ def bend_forward(kp3d: np.ndarray, conf: np.ndarray, intrinsics: np.ndarray, rng
     if not (conf[:, [0, 1, 4, 7]] > 0).all():
         return None
     left = kp3d[:, 4].astype(np.float64) - kp3d[:, 1]                               # r_hip -> l_hip
-    axis = (left / np.maximum(np.linalg.norm(left, axis=-1, keepdims=True), 1e-9))[:, None]   # [T,1,3]
-    angle = np.deg2rad(rng.uniform(0.0, max_deg))
+    axis = left / np.maximum(np.linalg.norm(left, axis=-1, keepdims=True), 1e-9)
+    # a positive turn about the left axis takes up towards forward = left x up (where the body faces)
+    rot = expmap_to_rotmat(axis * np.deg2rad(rng.uniform(0.0, max_deg)))             # [T, 3, 3]
     pelvis = kp3d[:, :1].astype(np.float64)
-    v = kp3d[:, UPPER_BODY] - pelvis
-    # Rodrigues about the left axis: up turns towards forward = left x up (the body's facing direction)
-    bent = (v * np.cos(angle) + np.cross(axis, v) * np.sin(angle)
-            + axis * (axis * v).sum(-1, keepdims=True) * (1.0 - np.cos(angle)))
     out = kp3d.astype(np.float64, copy=True)
-    out[:, UPPER_BODY] = pelvis + bent
+    out[:, UPPER_BODY] = pelvis + (kp3d[:, UPPER_BODY] - pelvis) @ rot.transpose(0, 2, 1)
     return _reproject(out, conf, intrinsics)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from posecli.data.readers._files import load_json, read_text, require_finite
 from posecli.errors import PoseCliError
+from posecli.geometry import expmap_to_rotmat
 
 ASF_UNIT_M = 2.54 / 0.45 / 100.0      # one CMU ASF length unit in metres (0.056444)
 SKELETON_FILE = "skeleton_cmu38.json"
@@ -68,17 +69,6 @@ def read_expmap_rows(path: Path) -> np.ndarray:
         raise PoseCliError(f"cannot read expmap rows ({exc.__class__.__name__}: {str(exc)[:200]})", path) from None
     require_finite(rows, path, "row")
     return rows
-
-
-def expmap_to_rotmat(r: np.ndarray) -> np.ndarray:
-    """Rodrigues' formula for exponential maps [..., 3] -> rotation matrices [..., 3, 3]."""
-    theta = np.linalg.norm(r, axis=-1, keepdims=True)
-    axis = np.divide(r, theta, out=np.zeros_like(r), where=theta > 0)
-    x, y, z = axis[..., 0], axis[..., 1], axis[..., 2]
-    zero = np.zeros_like(x)
-    k = np.stack([np.stack([zero, -z, y], -1), np.stack([z, zero, -x], -1), np.stack([-y, x, zero], -1)], -2)
-    s, c = np.sin(theta)[..., None], np.cos(theta)[..., None]
-    return np.eye(3) + s * k + (1 - c) * (k @ k)
 
 
 def expmap_forward_kinematics(rows: np.ndarray, skeleton: ExpmapSkeleton) -> np.ndarray:
