@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from posecli.data.augment import (BONE_GROUPS, JOINT_NOISE, UPPER_BODY, bend_forward, check_augment, detector_noise,
-                                  flip_window, scale_bones)
+                                  flip_window, recline, scale_bones)
 from posecli.data.cache import write_cache
 from posecli.data.cameras import H36M_LIKE_INTRINSICS, project
 from posecli.data.normalize import normalize_window
@@ -230,6 +230,36 @@ def test_bend_forward_turns_the_upper_body_towards_where_it_faces() -> None:
     assert set(UPPER_BODY) == set(range(7, 17))
 
 
+def test_recline_tilts_the_whole_body_about_a_horizontal_axis_through_the_pelvis() -> None:
+    kp3d, conf = _facing_camera(5), np.ones((5, 17), np.float32)
+    tilts = []
+    for k in range(40):
+        tilted, tilted2d = recline(kp3d, conf, H36M_LIKE_INTRINSICS, np.random.default_rng(k), 90.0)
+        np.testing.assert_allclose(tilted[:, 0], kp3d[:, 0], atol=1e-6)          # the pelvis stays
+        np.testing.assert_allclose(bone_lengths(tilted), bone_lengths(kp3d), atol=1e-5)
+        np.testing.assert_allclose(tilted2d, project(tilted, H36M_LIKE_INTRINSICS), atol=1e-3)
+        # one rigid rotation: recover it from the pelvis-relative joints (Kabsch) and read its axis
+        a, b = (kp3d[0] - kp3d[0, 0]).astype(np.float64), (tilted[0] - tilted[0, 0]).astype(np.float64)
+        u, _, vt = np.linalg.svd(a.T @ b)
+        rot = (u @ vt).T
+        np.testing.assert_allclose(b, a @ rot.T, atol=1e-5)
+        angle = np.degrees(np.arccos(np.clip((np.trace(rot) - 1) / 2, -1, 1)))
+        axis = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]])
+        assert angle <= 90.0 + 1e-3
+        if angle > 5:
+            assert abs(axis[1]) / np.linalg.norm(axis) < 1e-4                   # horizontal axis
+        up, new_up = kp3d[0, 8] - kp3d[0, 0], tilted[0, 8] - tilted[0, 0]       # the spine leaves the vertical
+        tilts.append(np.degrees(np.arccos(up @ new_up / np.linalg.norm(up) / np.linalg.norm(new_up))))
+    assert max(tilts) > 75 and min(tilts) < 25                                  # lying down and barely leaning
+    # a body lying towards the camera that would reach behind it is refused
+    near = kp3d.copy()
+    near[..., 2] -= 3.5                                                        # pelvis 0.5 m from the camera
+    draws = [recline(near, conf, H36M_LIKE_INTRINSICS, np.random.default_rng(k), 90.0) for k in range(40)]
+    assert 0 < sum(d is None for d in draws) < 40
+    with pytest.raises(PoseCliError, match="max_recline_deg"):
+        check_augment({"max_recline_deg": 100})
+
+
 def test_bone_scale_windows_feed_the_new_rig_to_input_and_target(caches: tuple[str, str]) -> None:
     plain = WindowDataset([{"path": caches[0]}], 9, {}, split_seed=0)
     scaled = WindowDataset([{"path": caches[0]}], 9, {"bone_scale": 1.0, "bone_spread": 0.2}, split_seed=0)
@@ -252,6 +282,9 @@ def test_bone_scale_windows_feed_the_new_rig_to_input_and_target(caches: tuple[s
     bent = WindowDataset([{"path": caches[0]}], 9, {"bend": 1.0, "max_bend_deg": 60}, split_seed=0)[3]
     assert torch.equal(bent["target3d"][:, :7], p["target3d"][:, :7])
     assert not torch.allclose(bent["target3d"][:, 7:], p["target3d"][:, 7:], atol=1e-3)
+    lying = WindowDataset([{"path": caches[0]}], 9, {"recline": 1.0}, split_seed=0)[3]
+    np.testing.assert_allclose(bone_lengths(lying["target3d"].numpy()), bone_lengths(p["target3d"].numpy()), atol=1e-5)
+    assert not torch.allclose(lying["target3d"], p["target3d"], atol=1e-3)
 
 
 def test_detector_noise_statistics() -> None:

@@ -9,7 +9,8 @@ is applied in normalised coordinates, so the clean target and the noisy input sh
 Rigs disagree on proportions far more than people do (HDM05's spine-to-thorax bone is twice CMU's,
 the cgspeed BVH's shoulders half as wide), so a lifter trained on two rigs learns to output those
 two rigs whatever the 2D shows; `scale_bones` draws new proportions per window, so the 2D carries
-them and the lifter has to read them. `bend_forward` makes the bent-over poses those takes lack.
+them and the lifter has to read them. `bend_forward` makes the bent-over poses those takes lack,
+`recline` the lying, falling and seen-from-above bodies (the takes stand upright throughout).
 Masking for masked pose modelling lives in posecli.families.lifter.objective (it needs the clean input).
 """
 
@@ -30,6 +31,8 @@ AUGMENT_DEFAULTS: dict[str, float] = {
     "bone_spread": 0.15,       #   log-std of each bone group's length factor
     "bend": 0.0,               # probability of bending a 3D window's upper body forward (bend_forward)
     "max_bend_deg": 80.0,      #   up to this angle at the hips
+    "recline": 0.0,            # probability of tilting a 3D window's whole body off the vertical (recline)
+    "max_recline_deg": 90.0,   #   up to this angle
     "virtual_camera": 0.0,     # probability of re-viewing 3D windows from a rotated camera
     "max_elevation_deg": 10.0,  # tilt range of that virtual camera
     "distance_min": 0.0,       # metres from that camera to the pelvis, drawn from [min, max];
@@ -58,11 +61,11 @@ def check_augment(cfg: dict | None) -> dict[str, float]:
         if key not in AUGMENT_DEFAULTS:
             raise PoseCliError(f"unknown augment option '{key}' (known: {', '.join(AUGMENT_DEFAULTS)})")
         out[key] = float(value)
-    for key in ("flip", "bone_scale", "bend", "virtual_camera", "noise", "swap", "dropout", "outlier",
+    for key in ("flip", "bone_scale", "bend", "recline", "virtual_camera", "noise", "swap", "dropout", "outlier",
                 "face_landmarks"):
         if not 0.0 <= out[key] <= 1.0:
             raise PoseCliError(f"augment option '{key}' is a probability, got {out[key]}")
-    for key in ("max_elevation_deg", "off_axis_deg", "roll_deg", "max_bend_deg"):
+    for key in ("max_elevation_deg", "off_axis_deg", "roll_deg", "max_bend_deg", "max_recline_deg"):
         if not 0.0 <= out[key] <= 90.0:
             raise PoseCliError(f"augment option '{key}' is an angle in [0, 90] degrees, got {out[key]}")
     if not 0.0 <= out["bone_spread"] <= 0.5:
@@ -121,6 +124,21 @@ def bend_forward(kp3d: np.ndarray, conf: np.ndarray, intrinsics: np.ndarray, rng
     out = kp3d.astype(np.float64, copy=True)
     out[:, UPPER_BODY] = pelvis + (kp3d[:, UPPER_BODY] - pelvis) @ rot.transpose(0, 2, 1)
     return _reproject(out, conf, intrinsics)
+
+
+def recline(kp3d: np.ndarray, conf: np.ndarray, intrinsics: np.ndarray, rng: np.random.Generator,
+            max_deg: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """A camera-frame 3D window [T,J,3] rotated as a whole about a horizontal axis (camera y is the
+    vertical of the caches' cameras) through its mean pelvis, by one angle drawn from [0, max_deg]
+    about an axis of random azimuth, re-projected: (3D, 2D pixels), or None if a joint ends up
+    behind the camera. At 90 degrees an upright take lies on the floor, seen from the side or along
+    its length; below that it leans or falls, or, equivalently, is seen from above or below. Mocap
+    takes stand upright almost throughout; lying down is where cross-dataset error is largest."""
+    azimuth = rng.uniform(0.0, 2.0 * np.pi)
+    axis = np.array([np.cos(azimuth), 0.0, np.sin(azimuth)])
+    rot = expmap_to_rotmat(axis * np.deg2rad(rng.uniform(0.0, max_deg)))
+    pivot = kp3d[:, 0].astype(np.float64).mean(axis=0)
+    return _reproject((kp3d - pivot) @ rot.T + pivot, conf, intrinsics)
 
 
 def _reproject(kp3d: np.ndarray, conf: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

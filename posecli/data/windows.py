@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from posecli.data.augment import (bend_forward, check_augment, detector_face_inputs, detector_noise, flip_window,
-                                  scale_bones, virtual_view)
+                                  recline, scale_bones, virtual_view)
 from posecli.data.cache import PoseCache, open_cache
 from posecli.data.normalize import normalize_window
 from posecli.errors import PoseCliError
@@ -94,6 +94,10 @@ class WindowDataset(Dataset):
             bent = bend_forward(kp3d, conf, intrinsics, rng, aug["max_bend_deg"])
             if bent is not None:
                 kp3d, kp2d = bent
+        if filmed and aug["recline"] > 0 and rng.random() < aug["recline"]:
+            reclined = recline(kp3d, conf, intrinsics, rng, aug["max_recline_deg"])
+            if reclined is not None:
+                kp3d, kp2d = reclined
         if filmed and rng.random() < aug["virtual_camera"]:
             view = virtual_view(kp3d, conf, intrinsics, rng, aug["max_elevation_deg"],
                                 distance=(aug["distance_min"], aug["distance_max"]),
