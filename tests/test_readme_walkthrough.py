@@ -110,3 +110,34 @@ def test_readme_walkthrough(tmp_path, monkeypatch, capsys):
         assert (work / path).is_file(), path
     if not skipped:
         assert (work / "runs/infer/my_video/poses.npz").is_file() and (work / "lifter.onnx").is_file()
+
+
+def table_cells(row: str) -> list[str]:
+    """The cells of one markdown table row; a `|` inside backticks or escaped as \\| stays in its cell."""
+    row = row.strip().removeprefix("|")
+    if row.endswith("|") and not row.endswith("\\|"):
+        row = row[:-1]
+    cells, cell, in_code, previous = [], "", False, ""
+    for char in row:
+        if char == "`":
+            in_code = not in_code
+        if char == "|" and not in_code and previous != "\\":
+            cells.append(cell)
+            cell = ""
+        else:
+            cell += char
+        previous = char
+    return cells + [cell]
+
+
+def test_markdown_tables_have_a_cell_per_header_column():
+    """A separator row shorter or longer than its header breaks the table in every renderer."""
+    assert len(table_cells("| a | `x | y` | b \\| c |")) == 3
+    bad = []
+    for path in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        lines = path.read_text().splitlines()
+        for number, (header, separator) in enumerate(zip(lines, lines[1:]), start=2):
+            if re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", separator.strip()):
+                if len(table_cells(header)) != len(table_cells(separator)):
+                    bad.append(f"{path.name}:{number}")
+    assert not bad, f"table separator and header disagree in column count: {', '.join(bad)}"
