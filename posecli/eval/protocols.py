@@ -114,7 +114,7 @@ def load_predictions(path: str | Path, num_frames: int) -> np.ndarray:
                            "one pose per cache frame, in the cache's frame order", path)
     if not np.issubdtype(kp.dtype, np.floating) or not np.isfinite(kp[~np.isnan(kp)]).all():
         raise PoseCliError("keypoints3d must be finite floats (NaN only for missing predictions)", path)
-    if np.nanmax(np.abs(kp), initial=0.0) > MAX_PREDICTION_M:
+    if float(np.nanmax(np.abs(kp), initial=0.0)) > MAX_PREDICTION_M:   # in float64: 1e100 overflows float32
         raise PoseCliError(f"keypoints3d has values beyond {MAX_PREDICTION_M:g} m: not poses in metres", path)
     return kp if kp.dtype == np.float64 else kp.astype(np.float32)
 
