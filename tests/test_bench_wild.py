@@ -263,5 +263,8 @@ def test_wide_cameras_are_the_wild_recipes(tmp_path):
         first = bench.wide_camera_scores(cache, [0, 1], model, noise=1.0)
         again = bench.wide_camera_scores(cache, [0, 1], model, noise=1.0)
         clean = bench.wide_camera_scores(cache, [0, 1], model, noise=0.0)
+        one_camera_each = bench.wide_camera_scores(cache, [0, 1], model, noise=1.0, min_cameras=1)
     assert first == again
     assert all(np.isfinite(first)) and first[1] <= first[0] and first != clean
+    assert one_camera_each != first          # 32 cameras per sequence by default, not one
+    assert (bench.wide_draws(2), bench.wide_draws(16), bench.wide_draws(96), bench.wide_draws(0)) == (32, 4, 1, 64)
