@@ -428,9 +428,9 @@ def wide_draws(sequences: int, min_cameras: int = WIDE_MIN_CAMERAS) -> int:
 
 
 def wide_camera_scores(cache, sequences: list[int], model: torch.nn.Module, noise: float,
-                       min_cameras: int = WIDE_MIN_CAMERAS) -> tuple[float, float]:
-    """(MPJPE, P-MPJPE) mm of each sequence re-filmed by cameras drawn from WIDE_CAMERAS, its 2D
-    corrupted at `noise` as `posecli eval --input-noise` does: ceil(min_cameras / sequences)
+                       min_cameras: int = WIDE_MIN_CAMERAS) -> tuple[float, float, int]:
+    """(MPJPE, P-MPJPE mm, cameras scored) of each sequence re-filmed by cameras drawn from
+    WIDE_CAMERAS, its 2D corrupted at `noise` as `posecli eval --input-noise` does: ceil(min_cameras / sequences)
     cameras per sequence, each seeded by (sequence, draw) so every model sees the same views (the
     first draw of a sequence is the one camera earlier versions used)."""
     from posecli.data.augment import virtual_view
@@ -458,7 +458,8 @@ def wide_camera_scores(cache, sequences: list[int], model: torch.nn.Module, nois
     if not masks:
         raise PoseCliError("nothing was scored: no sequence could be re-filmed by a wide camera")
     mask = np.concatenate(masks)
-    return (1000.0 * masked_mean(np.concatenate(p1), mask).value, 1000.0 * masked_mean(np.concatenate(p2), mask).value)
+    return (1000.0 * masked_mean(np.concatenate(p1), mask).value, 1000.0 * masked_mean(np.concatenate(p2), mask).value,
+            len(masks))
 
 
 def motion_classes(rows: list[dict]) -> list[tuple[str, float, float, float]]:
@@ -510,9 +511,8 @@ def cross_dataset(name: str, path: Path, model: torch.nn.Module, noise: float, q
                      for lv, p1, p2, rig, s in cells)
     text += gap
     print(f"{name:<22}{len(sequences):>5} seq {frames:>7} frames  {text}")
-    cameras = len(sequences) * wide_draws(len(sequences))
-    print(f"{'':<22}{'':>5}     {'':>7}  wide cameras ({cameras}): " + "; ".join(
-        f"noise {lv:g}: MPJPE {p1:.1f}, P-MPJPE {p2:.1f}" for lv, p1, p2 in wide))
+    print(f"{'':<22}{'':>5}     {'':>7}  wide cameras ({wide[0][3]}): " + "; ".join(
+        f"noise {lv:g}: MPJPE {p1:.1f}, P-MPJPE {p2:.1f}" for lv, p1, p2, _ in wide))
     if classes:
         print(f"{'':<22}by motion class, noise 0 (share of joints, MPJPE / P-MPJPE): " + "; ".join(
             f"{c} {share:.0%} {p1:.0f} / {p2:.0f}" for c, share, p1, p2 in classes))
