@@ -51,6 +51,7 @@ from posecli.geometry import bone_lengths, retarget
 from posecli.metrics import masked_mean, p_mpjpe_errors
 from posecli.eval.triangulate import reprojection_errors, triangulate_consistent
 from posecli.infer.detector import Detection
+from posecli.infer.sides import consistent_sides, mirror_groups
 from posecli.skeleton import H36M_BONES, H36M_JOINTS, NUM_JOINTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -266,6 +267,12 @@ def run_wild(args: argparse.Namespace, model: torch.nn.Module) -> None:
     cams = [cameras[v].camera for v in VIEWS]
     gt, gt_valid, used = triangulate_consistent(pts, conf, cams, max_error_px=args.max_reprojection)
     reproj = reprojection_errors(gt, pts, np.where(used, conf, 0.0), cams)
+    # posecli infer keeps left and right with the body (posecli.infer.sides) before lifting; the
+    # same relabelling, applied to each view's 2D here, is what the trajectory fit must be given.
+    sides = {v: consistent_sides(views[v].keypoints2d[:n, None], views[v].confidence[:n, None]).mirrored
+             for v in VIEWS}
+    lifted_2d = np.stack([mirror_groups(pts[i][:, None], sides[v])[:, 0] for i, v in enumerate(VIEWS)])
+    lifted_conf = np.stack([mirror_groups(conf[i][:, None], sides[v])[:, 0] for i, v in enumerate(VIEWS)])
     t1 = time.perf_counter()
     lifted = {v: lift_view(views[v], model)[:n] for v in VIEWS}
     lift_s = time.perf_counter() - t1
@@ -309,6 +316,12 @@ def run_wild(args: argparse.Namespace, model: torch.nn.Module) -> None:
               f"{args.reference} (what a perfect lifter with that rig's proportions would score)")
     print(f"ratio lifter / MediaPipe (mean of views): 15 joints {mean['lifter', '15'] / mean['mediapipe', '15']:.3f}, "
           f"17 joints {mean['lifter', '17'] / mean['mediapipe', '17']:.3f}")
+    relabelled = {v: score_view(lifted[v], mirror_groups(views[v].world3d[:n, None], sides[v])[:, 0], gt, gt_valid)
+                  for v in VIEWS}
+    print(f"left/right relabelled by posecli's side fix: {', '.join(f'{v} {int(sides[v].any(axis=-1).sum())}' for v in VIEWS)} "
+          f"frames; MediaPipe's own 3D given the same relabelling (not what the detector outputs; shows how much of "
+          f"the ratio is the fix): 15 joints " + " / ".join(f"{relabelled[v].mediapipe['15']:.1f}" for v in VIEWS)
+          + f", mean {np.mean([relabelled[v].mediapipe['15'] for v in VIEWS]):.1f}")
     print("\nper joint, mean over views (mm; 15-joint alignment, and 17-joint alignment for neck/nose and head):")
     print(f"{'joint':<12}" + "".join(f"{v + ' L':>10}{v + ' M':>10}" for v in VIEWS) + f"{'mean L':>9}{'mean M':>9}")
     for j in range(NUM_JOINTS):
@@ -319,7 +332,7 @@ def run_wild(args: argparse.Namespace, model: torch.nn.Module) -> None:
         print(f"{name:<12}" + "".join(f"{a:>10.1f}{b:>10.1f}" for a, b in cells)
               + f"{np.mean([a for a, _ in cells]):>9.1f}{np.mean([b for _, b in cells]):>9.1f}")
     print("* not definition-consistent: BlazePose's nose / eye midpoint against mocap's neck top / head top")
-    print_trajectories(pts, conf, lifted, cams, gt, gt_valid)
+    print_trajectories(lifted_2d, lifted_conf, lifted, cams, gt, gt_valid)
     print("\nsensitivity of the reference (mean over views, 15 joints): reprojection threshold -> lifter, MediaPipe")
     for threshold in (args.max_reprojection, *SENSITIVITY_PX):
         ref, ref_valid, _ = triangulate_consistent(pts, conf, cams, max_error_px=threshold)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -32,6 +32,7 @@ from posecli.infer.outputs import (
     write_npz,
     write_track_csv,
 )
+from posecli.infer.sides import consistent_sides
 from posecli.infer.stages import Stages
 from posecli.infer.track import Tracks, track_detections
 from posecli.infer.video import (
@@ -63,6 +64,7 @@ class InferOptions:
     device: str = "cpu"
     max_people: int | None = DEFAULT_MAX_PEOPLE   # None = every track the detector input gives
     flip: bool = False                     # flip test-time augmentation in the lifter
+    fix_sides: bool = True                 # keep left/right labels with the body (posecli.infer.sides)
     max_gap: int = 10                      # frames bridged by interpolation
     min_track_frames: int = 5              # shorter tracks are flicker (never more than half the clip)
     batch_size: int = 64
@@ -135,9 +137,14 @@ def detect_video(info: VideoInfo, detector: Detector, progress: Stages | None = 
 
 
 def track_people(detections: list[list[Detection]], fps: float, options: InferOptions) -> Tracks:
-    """Per-frame detections -> person tracks, with infer's gap and flicker settings."""
-    return track_detections(detections, max_people=options.max_people,
-                            max_age=max(options.max_gap + 1, round(fps)), min_frames=options.min_track_frames)
+    """Per-frame detections -> person tracks, with infer's gap and flicker settings, left and right
+    kept with the body (posecli.infer.sides) unless `options.fix_sides` is off."""
+    tracks = track_detections(detections, max_people=options.max_people,
+                              max_age=max(options.max_gap + 1, round(fps)), min_frames=options.min_track_frames)
+    if not options.fix_sides:
+        return tracks
+    fixed = consistent_sides(tracks.keypoints2d, tracks.confidence)
+    return replace(tracks, keypoints2d=fixed.keypoints2d, confidence=fixed.confidence)
 
 
 def track_poses(tracks: Tracks, fps: float, image_size: tuple[int, int], model: nn.Module,
