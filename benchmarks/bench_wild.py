@@ -160,11 +160,11 @@ def detect_view(video: Path, cache_dir: Path, frames: int | None,
 
 # ---------------------------------------------------------------- lifting (infer's own path)
 
-def lift_view(view: ViewDetections, model: torch.nn.Module) -> np.ndarray:
+def lift_view(view: ViewDetections, model: torch.nn.Module, fix_sides: bool = True) -> np.ndarray:
     """posecli infer's 3D for the view's main track: [F, 17, 3] metres, NaN where it has no pose."""
     from posecli.infer.pipeline import InferOptions, track_people, track_poses
 
-    options = InferOptions(viewer=False)
+    options = InferOptions(viewer=False, fix_sides=fix_sides)
     tracks = track_people(view.detections(), view.fps, options)
     out = np.full((view.num_frames, NUM_JOINTS, 3), np.nan, np.float32)
     if tracks.num_tracks == 0:
@@ -318,6 +318,10 @@ def run_wild(args: argparse.Namespace, model: torch.nn.Module) -> None:
           f"17 joints {mean['lifter', '17'] / mean['mediapipe', '17']:.3f}")
     relabelled = {v: score_view(lifted[v], mirror_groups(views[v].world3d[:n, None], sides[v])[:, 0], gt, gt_valid)
                   for v in VIEWS}
+    raw = [score_view(lift_view(views[v], model, fix_sides=False)[:n], views[v].world3d[:n], gt, gt_valid).lifter["15"]
+           for v in VIEWS]
+    print(f"lifter on the detector's own left/right labels (posecli infer --no-fix-sides), 15 joints: "
+          + " / ".join(f"{x:.1f}" for x in raw) + f", mean {np.mean(raw):.1f}, ratio {np.mean(raw) / mean['mediapipe', '15']:.3f}")
     print(f"left/right relabelled by posecli's side fix: {', '.join(f'{v} {int(sides[v].any(axis=-1).sum())}' for v in VIEWS)} "
           f"frames; MediaPipe's own 3D given the same relabelling (not what the detector outputs; shows how much of "
           f"the ratio is the fix): 15 joints " + " / ".join(f"{relabelled[v].mediapipe['15']:.1f}" for v in VIEWS)

@@ -97,6 +97,7 @@ def test_infer_tracking_fixes_sides_unless_turned_off_and_keeps_the_detectors_3d
     frames = [[Detection(kp[f], c[f], 1.0, world3d=world[f])] for f in range(30)]
     fixed = track_people(frames, 30.0, InferOptions())
     assert np.array_equal(fixed.keypoints2d[:, 0], truth)
+    assert np.nonzero(fixed.relabelled[:, 0])[0].tolist() == [7, 8, 15]
     assert np.array_equal(fixed.world3d[:, 0], world)
     raw = track_people(frames, 30.0, InferOptions(fix_sides=False))
-    assert np.array_equal(raw.keypoints2d[:, 0], kp)
+    assert np.array_equal(raw.keypoints2d[:, 0], kp) and raw.relabelled is None

@@ -73,13 +73,15 @@ def infer(
     console.print(table)
     console.print(f"{counted(poses.num_frames, 'frame')}, {counted(result.detections, 'detection')}, "
                   f"{counted(poses.num_tracks, 'track')}, {counted(int(poses.valid.sum()), 'track-frame')} with a "
-                  f"pose ({int(poses.interpolated.sum())} interpolated)")
+                  f"pose ({int(poses.interpolated.sum())} interpolated, {result.relabelled} with left/right "
+                  f"relabelled)")
     for path in result.files:
         console.print(f"  {path}", markup=False, highlight=False)
     if as_json:
         print_json({"out_dir": result.out_dir, "frames": poses.num_frames, "detections": result.detections,
                     "tracks": poses.num_tracks, "track_frames": int(poses.valid.sum()),
-                    "interpolated": int(poses.interpolated.sum()), "files": result.files,
+                    "interpolated": int(poses.interpolated.sum()), "relabelled": result.relabelled,
+                    "files": result.files,
                     "seconds": result.wall, "stage_seconds": result.timings})
 
 

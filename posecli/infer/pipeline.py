@@ -88,6 +88,7 @@ class InferResult:
     poses: PoseSequence
     files: list[Path]
     detections: int                        # person detections before tracking
+    relabelled: int = 0                    # track-frames whose left/right labels were fixed
     timings: dict[str, float] = field(default_factory=dict)   # busy seconds per stage
     wall: float = 0.0                      # seconds end to end (decode overlaps detect)
 
@@ -144,7 +145,8 @@ def track_people(detections: list[list[Detection]], fps: float, options: InferOp
     if not options.fix_sides:
         return tracks
     fixed = consistent_sides(tracks.keypoints2d, tracks.confidence)
-    return replace(tracks, keypoints2d=fixed.keypoints2d, confidence=fixed.confidence)
+    return replace(tracks, keypoints2d=fixed.keypoints2d, confidence=fixed.confidence,
+                   relabelled=fixed.mirrored.any(axis=-1))
 
 
 def track_poses(tracks: Tracks, fps: float, image_size: tuple[int, int], model: nn.Module,
@@ -311,8 +313,9 @@ def run_inference(video: str | Path, out_dir: str | Path, options: InferOptions 
         files = _write_video_results(info, poses, options, Path(out_dir), progress)
     if video == Path(out_dir) / RECORDING:
         files.append(Path(video))
-    return InferResult(Path(out_dir), poses, files, sum(len(d) for d in keypoints), progress.timings,
-                       time.perf_counter() - start)
+    relabelled = int(tracks.relabelled.sum()) if tracks.relabelled is not None else 0
+    return InferResult(Path(out_dir), poses, files, sum(len(d) for d in keypoints), relabelled=relabelled,
+                       timings=progress.timings, wall=time.perf_counter() - start)
 
 
 def run_photos(files: list[Path], out_dir: Path, options: InferOptions, *, model: nn.Module | None = None,
@@ -341,4 +344,4 @@ def run_photos(files: list[Path], out_dir: Path, options: InferOptions, *, model
                 written.append(tmp / "images.txt")
                 written[-1].write_text("".join(f"{p}\n" for p in files), encoding="utf-8")
     return InferResult(out_dir, poses, [out_dir / f.name for f in written], sum(len(p) for p in people),
-                       progress.timings, time.perf_counter() - start)
+                       timings=progress.timings, wall=time.perf_counter() - start)

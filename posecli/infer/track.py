@@ -29,6 +29,8 @@ class Tracks:
     # The detector's own metric 3D where it has one (BlazePose world landmarks, metres, H36M-17
     # order, NaN where not detected): kept for comparisons, never an input of the lifter.
     world3d: np.ndarray | None = field(default=None, kw_only=True)   # float32 [F, P, 17, 3]
+    # Track-frames whose arms or legs posecli.infer.sides relabelled (None: not run).
+    relabelled: np.ndarray | None = field(default=None, kw_only=True)  # bool [F, P]
 
     @property
     def num_frames(self) -> int:
