@@ -101,3 +101,21 @@ def test_infer_tracking_fixes_sides_unless_turned_off_and_keeps_the_detectors_3d
     assert np.array_equal(fixed.world3d[:, 0], world)
     raw = track_people(frames, 30.0, InferOptions(fix_sides=False))
     assert np.array_equal(raw.keypoints2d[:, 0], kp) and raw.relabelled is None
+
+
+def test_a_mirrored_run_is_relabelled_only_while_its_two_jumps_cost_more_than_the_run():
+    # FRONT's arm pairs are on average 180 px apart on a 390 px tall person: each jump into or out
+    # of a mirrored run costs ~0.46 person sizes of travel, so a run of up to ~0.92 / MIRROR_COST
+    # frames is relabelled and a longer one is taken to be the detector's consistent reading.
+    from posecli.infer.sides import MIRROR_COST
+
+    limit = int(0.92 / MIRROR_COST)
+    for run, relabelled in ((limit // 2, True), (limit * 2, False)):
+        frames = run + 200
+        truth = walker(frames)
+        conf = np.ones((frames, NUM_JOINTS), np.float32)
+        mask = np.zeros((frames, len(LIMB_GROUPS)), dtype=bool)
+        mask[100:100 + run, ARMS] = True
+        kp, c = mirrored_copy(truth, conf, mask)
+        flips = consistent_sides(kp[:, None], c[:, None]).mirrored[:, 0]
+        assert np.array_equal(flips, mask if relabelled else np.zeros_like(mask)), run

@@ -7,14 +7,16 @@ back, at full confidence. A lifter reads each mirrored frame as a body that turn
 frame, and its 3D follows. Continuity tells the two apart: between neighbouring frames a joint
 moves a little, while a mirrored label jumps the distance between the two sides.
 
-So each pair of consecutive detections of a track is *linked* per limb group (arms, legs) when one
-labelling of the later frame is clearly closer to the earlier one than the other: "same" or
-"mirrored". Where neither is clearly closer (side views, crossed legs, a long gap) the chain of
-links breaks, since a guess there could mirror everything after it. Within each chain the
-labelling is then made consistent, and of its two consistent labellings the one that keeps more
-of the detector's own labels wins (the detector is right more often than not), so a chain is
-never mirrored as a whole on the strength of a few frames. Only the 2D is relabelled; the
-detector's own 3D is kept as it came, for comparisons.
+Per track and limb group (arms, legs) each detection is either as given or mirrored, and the
+labelling of the whole track is the cheapest path (Viterbi, two states) where moving from one
+detection to the next costs how far the joints travel under the two labellings (in units of the
+person's size), and every mirrored detection costs MIRROR_COST on top: the detector is right more
+often than not, so a labelling is only changed where continuity pays for it. A run of mirrored
+frames between correctly labelled ones is relabelled when its two jumps cost more than
+MIRROR_COST per frame of it (runs up to ~60 frames with arms 0.3 of the height apart); where the
+two sides overlap (side views, crossed legs) the two labellings cost the same and the detector's
+stands; detections further apart than MAX_LINK_GAP frames are not compared at all. Only the 2D is
+relabelled; the detector's own 3D is kept as it came, for comparisons.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from posecli.skeleton import H36M_FLIP_PAIRS
 LEG_PAIRS = tuple(p for p in H36M_FLIP_PAIRS if p[0] in (1, 2, 3))
 ARM_PAIRS = tuple(p for p in H36M_FLIP_PAIRS if p[0] in (11, 12, 13))
 LIMB_GROUPS: dict[str, tuple[tuple[int, int], ...]] = {"legs": LEG_PAIRS, "arms": ARM_PAIRS}
-LINK_MARGIN = 0.1     # one labelling must be closer by this share of the person's size to link frames
-MAX_LINK_GAP = 3      # detections further apart (frames) are not linked: motion over a gap is unknown
+MIRROR_COST = 0.01    # per mirrored detection, in person sizes of joint travel (benchmarks/bench_sides.py)
+MAX_LINK_GAP = 3      # detections further apart (frames) are not compared: motion over a gap is unknown
 
 
 @dataclass
@@ -48,41 +50,37 @@ def _person_sizes(kp: np.ndarray, conf: np.ndarray) -> np.ndarray:
     return np.where(seen.any(axis=1), side, 0.0)
 
 
-def _links(kp0: np.ndarray, c0: np.ndarray, kp1: np.ndarray, c1: np.ndarray, size: np.ndarray,
-           pairs: tuple[tuple[int, int], ...]) -> np.ndarray:
-    """[L] per pair of poses (0 -> 1): +1 when pose 1's labels continue pose 0's, -1 when they are
-    mirrored, 0 when neither labelling is closer by LINK_MARGIN x `size`, or no pair is seen in both."""
+def _travel(kp0: np.ndarray, c0: np.ndarray, kp1: np.ndarray, c1: np.ndarray, size: np.ndarray,
+            pairs: tuple[tuple[int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """([L], [L]) mean joint travel from pose 0 to pose 1 of a limb group, in units of `size`, with
+    pose 1's labels as they are and mirrored; 0 for both where no pair is seen in both poses."""
     a, b = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
     seen = (c0[:, a] > 0) & (c0[:, b] > 0) & (c1[:, a] > 0) & (c1[:, b] > 0)
     dist = lambda x, y: np.linalg.norm(x - y, axis=-1)                      # noqa: E731
     same = (dist(kp1[:, a], kp0[:, a]) + dist(kp1[:, b], kp0[:, b])) / 2
     cross = (dist(kp1[:, a], kp0[:, b]) + dist(kp1[:, b], kp0[:, a])) / 2
-    count = seen.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gain = np.where(seen, cross - same, 0.0).sum(axis=1) / count        # > 0: labels continue
-    clear = (count > 0) & (size > 0) & (np.abs(np.nan_to_num(gain)) >= LINK_MARGIN * size)
-    return np.where(clear, np.sign(np.nan_to_num(gain)), 0).astype(np.int64)
+    scale = np.maximum(seen.sum(axis=1), 1) * np.where(size > 0, size, np.inf)
+    return np.where(seen, same, 0.0).sum(axis=1) / scale, np.where(seen, cross, 0.0).sum(axis=1) / scale
 
 
-def _chain_flips(links: np.ndarray) -> np.ndarray:
-    """Which of n detections (n-1 links between them) to mirror: per chain of linked detections,
-    the consistent labelling that changes the fewest of them (none on a tie)."""
-    n = len(links) + 1
-    flips = np.zeros(n, dtype=bool)
-    start = 0
-    for end in range(1, n + 1):
-        if end < n and links[end - 1] != 0:
-            continue
-        parity = np.zeros(end - start, dtype=bool)           # relative to the chain's first detection
-        for i in range(start + 1, end):
-            parity[i - start] = parity[i - 1 - start] ^ (links[i - 1] < 0)
-        mirrored_if_first_kept = int(parity.sum())
-        if mirrored_if_first_kept < (end - start) - mirrored_if_first_kept:
-            flips[start:end] = parity
-        elif mirrored_if_first_kept > (end - start) - mirrored_if_first_kept:
-            flips[start:end] = ~parity
-        start = end
-    return flips
+def _cheapest_labelling(same: np.ndarray, cross: np.ndarray) -> np.ndarray:
+    """[n] bool, which of n detections to mirror: the two-state Viterbi path where detection i -> i+1
+    costs same[i] when both keep or both change their labels, cross[i] otherwise, and each mirrored
+    detection MIRROR_COST (ties keep the detector's labels)."""
+    n = len(same) + 1
+    cost = [0.0, MIRROR_COST]                               # best path ending as given / mirrored
+    came_from = np.zeros((n, 2), dtype=bool)                # True: from the other state
+    for i in range(1, n):
+        s, c = float(same[i - 1]), float(cross[i - 1])
+        keep_from_other, mirror_from_other = cost[1] + c < cost[0] + s, cost[0] + c < cost[1] + s
+        came_from[i] = keep_from_other, mirror_from_other
+        cost = [min(cost[0] + s, cost[1] + c), min(cost[1] + s, cost[0] + c) + MIRROR_COST]
+    state = cost[1] < cost[0]
+    path = np.zeros(n, dtype=bool)
+    for i in range(n - 1, -1, -1):
+        path[i] = state
+        state = state ^ bool(came_from[i, int(state)])
+    return path
 
 
 def consistent_sides(keypoints2d: np.ndarray, confidence: np.ndarray) -> SideFix:
@@ -97,10 +95,10 @@ def consistent_sides(keypoints2d: np.ndarray, confidence: np.ndarray) -> SideFix
             continue
         f0, f1 = seen[:-1], seen[1:]
         size = np.maximum(_person_sizes(kp[f0, p], conf[f0, p]), _person_sizes(kp[f1, p], conf[f1, p]))
+        near = f1 - f0 <= MAX_LINK_GAP
         for g, pairs in enumerate(LIMB_GROUPS.values()):
-            links = _links(kp[f0, p], conf[f0, p], kp[f1, p], conf[f1, p], size, pairs)
-            links[f1 - f0 > MAX_LINK_GAP] = 0
-            mirrored[seen[_chain_flips(links)], p, g] = True
+            same, cross = _travel(kp[f0, p], conf[f0, p], kp[f1, p], conf[f1, p], size, pairs)
+            mirrored[seen[_cheapest_labelling(np.where(near, same, 0.0), np.where(near, cross, 0.0))], p, g] = True
     return SideFix(mirror_groups(kp, mirrored), mirror_groups(conf, mirrored), mirrored)
 
 
