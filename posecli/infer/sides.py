@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from posecli.geometry import box_side
 from posecli.skeleton import H36M_FLIP_PAIRS
 
 LEG_PAIRS = tuple(p for p in H36M_FLIP_PAIRS if p[0] in (1, 2, 3))
@@ -41,18 +42,10 @@ class SideFix:
     mirrored: np.ndarray      # bool [F, P, G]: frames whose group's labels were exchanged (G = LIMB_GROUPS)
 
 
-def _person_sizes(kp: np.ndarray, conf: np.ndarray) -> np.ndarray:
-    """[N] long side of the box of each pose's seen joints (0 where none is seen)."""
-    seen = conf > 0
-    low = np.where(seen[..., None], kp, np.inf).min(axis=1)
-    high = np.where(seen[..., None], kp, -np.inf).max(axis=1)
-    side = (high - low).max(axis=-1)
-    return np.where(seen.any(axis=1), side, 0.0)
-
-
 def _travel(kp0: np.ndarray, c0: np.ndarray, kp1: np.ndarray, c1: np.ndarray, size: np.ndarray,
             pairs: tuple[tuple[int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
-    """([L], [L]) mean joint travel from pose 0 to pose 1 of a limb group, in units of `size`, with
+    """([L], [L]) mean joint travel from pose 0 to pose 1 of a limb group, in units of `size` (the
+    person's box, <= 0 where unknown), with
     pose 1's labels as they are and mirrored; 0 for both where no pair is seen in both poses."""
     a, b = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
     seen = (c0[:, a] > 0) & (c0[:, b] > 0) & (c1[:, a] > 0) & (c1[:, b] > 0)
@@ -86,7 +79,7 @@ def _cheapest_labelling(same: np.ndarray, cross: np.ndarray) -> np.ndarray:
 def consistent_sides(keypoints2d: np.ndarray, confidence: np.ndarray) -> SideFix:
     """Relabel each track's arms and legs so that left and right stay with the body (module doc).
     `keypoints2d` [F, P, 17, 2] in any unit (pixels or normalised), `confidence` [F, P, 17]."""
-    kp, conf = keypoints2d.copy(), confidence.copy()
+    kp, conf = keypoints2d, confidence
     frames, people = conf.shape[:2]
     mirrored = np.zeros((frames, people, len(LIMB_GROUPS)), dtype=bool)
     for p in range(people):
@@ -94,7 +87,7 @@ def consistent_sides(keypoints2d: np.ndarray, confidence: np.ndarray) -> SideFix
         if len(seen) < 2:
             continue
         f0, f1 = seen[:-1], seen[1:]
-        size = np.maximum(_person_sizes(kp[f0, p], conf[f0, p]), _person_sizes(kp[f1, p], conf[f1, p]))
+        size = np.maximum(box_side(kp[f0, p], conf[f0, p] > 0), box_side(kp[f1, p], conf[f1, p] > 0))
         near = f1 - f0 <= MAX_LINK_GAP
         for g, pairs in enumerate(LIMB_GROUPS.values()):
             same, cross = _travel(kp[f0, p], conf[f0, p], kp[f1, p], conf[f1, p], size, pairs)
