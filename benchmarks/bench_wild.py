@@ -16,12 +16,15 @@ plus cross-dataset P-MPJPE on mocap the model was not trained on.
    reference projected into the view (a perfect detector's 2D: splits the lifter's own error from
    the detector's). Scored on the 15 joints whose definitions agree between BlazePose and mocap (all but neck/nose and head, which BlazePose
    puts at the nose and the eye midpoint: the pseudo ground truth inherits them) and on all 17.
-   It also prints how stable the reference is (each view left out in turn, bone-length spread).
+   It also prints how stable the reference is (each view left out in turn, bone-length spread),
+   each camera's roll and pitch from the calibration, and the lifter's roll sensitivity (each
+   view's 2D made upright, then rolled to +-15 and +-30 degrees about its principal point).
    The detector output is cached per view in `<work-dir>/detections/` (npz), so reruns with another
    checkpoint take seconds.
 2. Cross-dataset (ground-truth 2D through virtual cameras, clean and with detector noise, `posecli
    eval --input-noise`), each set also re-filmed by wide cameras (WIDE_CAMERAS, at least WIDE_MIN_CAMERAS per set,
-   the wild recipe's distribution: users' footage is not shot by H36M-like cameras): HDM05 test actors (mm, tr; CC BY-SA 3.0, test only), the held-out CMU
+   the wild recipe's distribution: users' footage is not shot by H36M-like cameras), and once more
+   by the same cameras rolled up to 30 degrees (ROLLED_CAMERAS, clean 2D): HDM05 test actors (mm, tr; CC BY-SA 3.0, test only), the held-out CMU
    dance takes (posecli.data.splits.CMU_DANCE_TEST) and the CMU Li-2018 test split. A section whose
    cache is missing is skipped with the command that prepares it (the dance hold-out is prepared
    into the work dir from ../shared/data when its BVH files are there).
@@ -75,6 +78,7 @@ SENSITIVITY_PX = (15.0, float("inf"))
 QUICK_FRAMES = 20
 QUICK_SEQUENCES = 8
 DETECTIONS_VERSION = 1
+UPRIGHT = True              # lifter windows turned upright as infer and eval do (`--no-upright`: not)
 
 
 # ---------------------------------------------------------------- detections (cached)
@@ -160,11 +164,13 @@ def detect_view(video: Path, cache_dir: Path, frames: int | None,
 
 # ---------------------------------------------------------------- lifting (infer's own path)
 
-def lift_view(view: ViewDetections, model: torch.nn.Module, fix_sides: bool = True) -> np.ndarray:
-    """posecli infer's 3D for the view's main track: [F, 17, 3] metres, NaN where it has no pose."""
+def lift_view(view: ViewDetections, model: torch.nn.Module, fix_sides: bool = True,
+              upright: bool | None = None) -> np.ndarray:
+    """posecli infer's 3D for the view's main track: [F, 17, 3] metres, NaN where it has no pose.
+    `upright` None = the benchmark's setting (UPRIGHT, `--no-upright`)."""
     from posecli.infer.pipeline import InferOptions, track_people, track_poses
 
-    options = InferOptions(viewer=False, fix_sides=fix_sides)
+    options = InferOptions(viewer=False, fix_sides=fix_sides, upright=UPRIGHT if upright is None else upright)
     tracks = track_people(view.detections(), view.fps, options)
     out = np.full((view.num_frames, NUM_JOINTS, 3), np.nan, np.float32)
     if tracks.num_tracks == 0:
@@ -235,6 +241,27 @@ def reference_view(view: ViewDetections, camera: QcaCamera, gt: np.ndarray, gt_v
     return ViewDetections(keypoints, confidence, view.world3d[:n], view.fps, view.image_size)
 
 
+def camera_tilt(camera) -> tuple[float, float]:
+    """(roll, pitch) in degrees of a calibrated camera whose world is z-up (Qualisys): roll = the
+    angle of world up in the image from straight up (rotating the 2D by -roll makes the view
+    upright), pitch = the optical axis above (+) or below (-) the horizon."""
+    up = camera.R @ np.array([0.0, 0.0, 1.0])
+    axis = camera.R.T @ np.array([0.0, 0.0, 1.0])
+    return float(np.degrees(np.arctan2(up[0], -up[1]))), float(np.degrees(np.arcsin(np.clip(axis[2], -1, 1))))
+
+
+def rolled_view(view: ViewDetections, camera: QcaCamera, degrees: float) -> ViewDetections:
+    """The view's 2D rotated by `degrees` about the principal point: what the camera would see
+    rolled by that much about its optical axis (exact for a pinhole with square pixels; the lens
+    distortion is left as it is)."""
+    from posecli.data.cameras import rotation_z
+
+    centre = camera.camera.intrinsics[2:4].astype(np.float64)
+    turn = rotation_z(np.deg2rad(degrees))[:2, :2]
+    keypoints = ((view.keypoints2d.astype(np.float64) - centre) @ turn.T + centre).astype(np.float32)
+    return ViewDetections(keypoints, view.confidence, view.world3d, view.fps, view.image_size)
+
+
 def wild_cameras(video_dir: Path) -> dict[str, QcaCamera]:
     cameras = {c.camera.name: c for c in read_qca(video_dir / "Calib.qca.txt")}
     missing = [v for v in VIEWS if v not in cameras]
@@ -282,7 +309,7 @@ def run_wild(args: argparse.Namespace, model: torch.nn.Module) -> None:
     perfect_2d = {v: score_view(lift_view(reference_view(views[v], cameras[v], gt, gt_valid), model)[:n],
                             views[v].world3d[:n], gt, gt_valid) for v in VIEWS}
 
-    print(f"\n== Wild: pose2sim, {len(VIEWS)} views x {n} frames, checkpoint {args.checkpoint}, detector {args.detector} ==")
+    print(f"\n== Wild: pose2sim, {len(VIEWS)} views x {n} frames, checkpoint {args.checkpoint}, detector {args.detector}, upright windows {'on' if UPRIGHT else 'off'} ==")
     print(f"detections: {'cached' if all(cached) else 'BlazePose'} ({detect_s:.1f} s); lifting {lift_s:.1f} s; "
           f"pseudo ground truth: DLT of the 4 views' 2D (confidence-weighted, >= 2 views at confidence >= 0.3, "
           f"views dropped until each reprojects within {args.max_reprojection:g} px)")
@@ -322,10 +349,16 @@ def run_wild(args: argparse.Namespace, model: torch.nn.Module) -> None:
            for v in VIEWS]
     print(f"lifter on the detector's own left/right labels (posecli infer --no-fix-sides), 15 joints: "
           + " / ".join(f"{x:.1f}" for x in raw) + f", mean {np.mean(raw):.1f}, ratio {np.mean(raw) / mean['mediapipe', '15']:.3f}")
+    other = [score_view(lift_view(views[v], model, upright=not UPRIGHT)[:n], views[v].world3d[:n], gt, gt_valid).lifter["15"]
+             for v in VIEWS]
+    print(f"lifter {'without' if UPRIGHT else 'with'} upright windows (posecli infer {'--no-upright' if UPRIGHT else '--upright'}), "
+          f"15 joints: " + " / ".join(f"{x:.1f}" for x in other) + f", mean {np.mean(other):.1f}, "
+          f"ratio {np.mean(other) / mean['mediapipe', '15']:.3f}")
     print(f"left/right relabelled by posecli's side fix: {', '.join(f'{v} {int(sides[v].any(axis=-1).sum())}' for v in VIEWS)} "
           f"frames; MediaPipe's own 3D given the same relabelling (not what the detector outputs; shows how much of "
           f"the ratio is the fix): 15 joints " + " / ".join(f"{relabelled[v].mediapipe['15']:.1f}" for v in VIEWS)
           + f", mean {np.mean([relabelled[v].mediapipe['15'] for v in VIEWS]):.1f}")
+    print_roll_sensitivity(views, cameras, model, gt, gt_valid, n)
     print("\nper joint, mean over views (mm; 15-joint alignment, and 17-joint alignment for neck/nose and head):")
     print(f"{'joint':<12}" + "".join(f"{v + ' L':>10}{v + ' M':>10}" for v in VIEWS) + f"{'mean L':>9}{'mean M':>9}")
     for j in range(NUM_JOINTS):
@@ -346,6 +379,25 @@ def run_wild(args: argparse.Namespace, model: torch.nn.Module) -> None:
         print(f"  {threshold:>6g} px: lifter {lifter_mean:.1f}, MediaPipe {mediapipe_mean:.1f}, "
               f"ratio {lifter_mean / mediapipe_mean:.3f}")
     print_reference_stability(pts, conf, cams, gt, gt_valid, lifted, views, n, args.max_reprojection)
+
+
+ROLLS_DEG = (-30.0, -15.0, 15.0, 30.0)
+
+
+def print_roll_sensitivity(views: dict[str, ViewDetections], cameras: dict[str, QcaCamera], model: torch.nn.Module,
+                           gt: np.ndarray, gt_valid: np.ndarray, n: int) -> None:
+    """How much the lifter depends on the camera's roll: each view's 2D made upright (its calibrated
+    roll undone, what a phone's gravity sensor could give), then rolled to each of ROLLS_DEG, lifted
+    through infer's path and scored against the same reference (MediaPipe saw the unrotated images)."""
+    tilts = {v: camera_tilt(cameras[v].camera) for v in VIEWS}
+    print("\ncameras (calibration): " + ", ".join(f"{v} roll {r:+.0f}, pitch {p:+.0f} deg" for v, (r, p) in tilts.items()))
+    cells = {f"{d:+g}" if d else "upright": [-d - tilts[v][0] for v in VIEWS] for d in (0.0, *ROLLS_DEG)}
+    print("roll sensitivity, lifter 15 joints, each view's 2D rotated about its principal point to a roll of "
+          "(deg) -> per view and mean:")
+    for name, angles in cells.items():
+        errors = [score_view(lift_view(rolled_view(views[v], cameras[v], a), model)[:n], views[v].world3d[:n],
+                             gt, gt_valid).lifter["15"] for v, a in zip(VIEWS, angles)]
+        print(f"  {name:>8}: " + " / ".join(f"{e:.1f}" for e in errors) + f", mean {np.mean(errors):.1f}")
 
 
 def print_reference_stability(pts: np.ndarray, conf: np.ndarray, cams: list, gt: np.ndarray, gt_valid: np.ndarray,
@@ -433,6 +485,9 @@ def rig_scores(cache, sequences: list[int], pred: np.ndarray, lengths: np.ndarra
 # person off the optical axis, rolled. The cross-dataset caches are filmed by prepare's narrow,
 # H36M-like cameras (4.5-6 m, <= 10 degrees); users' footage is not.
 WIDE_CAMERAS = {"max_elev_deg": 35.0, "distance": (2.0, 9.0), "off_axis_deg": 25.0, "roll_deg": 10.0}
+# The same cameras rolled up to 30 degrees (a tilted tripod or phone): one draw per camera stays the
+# same but for its roll, so the two rows are paired.
+ROLLED_CAMERAS = {**WIDE_CAMERAS, "roll_deg": 30.0}
 WIDE_SEED = 7
 # Cameras per set at least: one draw of 16 cameras (the dance hold-out) spreads by 2.6 mm P-MPJPE
 # over seeds, so a set of few sequences films each one several times.
@@ -445,7 +500,7 @@ def wide_draws(sequences: int, min_cameras: int = WIDE_MIN_CAMERAS) -> int:
 
 
 def wide_camera_scores(cache, sequences: list[int], model: torch.nn.Module, noise: float,
-                       min_cameras: int = WIDE_MIN_CAMERAS) -> tuple[float, float, int]:
+                       min_cameras: int = WIDE_MIN_CAMERAS, cameras: dict = WIDE_CAMERAS) -> tuple[float, float, int]:
     """(MPJPE, P-MPJPE mm, cameras scored) of each sequence re-filmed by cameras drawn from
     WIDE_CAMERAS, its 2D corrupted at `noise` as `posecli eval --input-noise` does: ceil(min_cameras / sequences)
     cameras per sequence, each seeded by (sequence, draw) so every model sees the same views (the
@@ -461,13 +516,13 @@ def wide_camera_scores(cache, sequences: list[int], model: torch.nn.Module, nois
         sl = slice(int(cache.seq_start[seq]), int(cache.seq_start[seq] + cache.seq_length[seq]))
         kp3d, conf = np.asarray(cache.keypoints3d[sl]), np.asarray(cache.confidence[sl])
         rng = np.random.default_rng([WIDE_SEED, int(seq)] + ([draw] if draw else []))
-        view = next((v for v in (virtual_view(kp3d, conf, cache.intrinsics[seq], rng, **WIDE_CAMERAS)
+        view = next((v for v in (virtual_view(kp3d, conf, cache.intrinsics[seq], rng, **cameras)
                                  for _ in range(20)) if v is not None), None)
         if view is None:
             continue
         kp3d, kp2d = view
         kp2d, in_conf = noisy_input(kp2d, conf, noise, rng)
-        pred = lift_sequence(model, kp2d, in_conf)
+        pred = lift_sequence(model, kp2d, in_conf, upright=UPRIGHT)
         valid = (conf > 0) & present
         p1.append(mpjpe_errors(pred, kp3d))
         p2.append(p_mpjpe_errors(pred, kp3d, valid))
@@ -512,7 +567,7 @@ def cross_dataset(name: str, path: Path, model: torch.nn.Module, noise: float, q
         cells, gap, classes = [], "", []
         for level in (0.0, noise):
             t0 = time.perf_counter()
-            pred = predict_cache(model, cache, sequences, input_noise=level)
+            pred = predict_cache(model, cache, sequences, input_noise=level, upright=UPRIGHT)
             report = score(cache, pred, sequences, ("p1", "p2"),
                            {"kind": "checkpoint", "path": checkpoint, "input_noise": level}).report
             if level == 0.0 and name.startswith("HDM05"):
@@ -524,19 +579,21 @@ def cross_dataset(name: str, path: Path, model: torch.nn.Module, noise: float, q
             cells.append((level, report["overall"]["p1"]["value"], report["overall"]["p2"]["value"], rig,
                           time.perf_counter() - t0))
         wide = [(level, *wide_camera_scores(cache, sequences, model, level)) for level in (0.0, noise)]
+        rolled = wide_camera_scores(cache, sequences, model, 0.0, cameras=ROLLED_CAMERAS)
     text = "; ".join(f"noise {lv:g}: MPJPE {p1:.1f}, P-MPJPE {p2:.1f}{rig} ({s:.0f} s)"
                      for lv, p1, p2, rig, s in cells)
     text += gap
     print(f"{name:<22}{len(sequences):>5} seq {frames:>7} frames  {text}")
     print(f"{'':<22}{'':>5}     {'':>7}  wide cameras ({wide[0][3]}): " + "; ".join(
-        f"noise {lv:g}: MPJPE {p1:.1f}, P-MPJPE {p2:.1f}" for lv, p1, p2, _ in wide))
+        f"noise {lv:g}: MPJPE {p1:.1f}, P-MPJPE {p2:.1f}" for lv, p1, p2, _ in wide)
+          + f"; rolled up to {ROLLED_CAMERAS['roll_deg']:g} deg, noise 0: MPJPE {rolled[0]:.1f}, P-MPJPE {rolled[1]:.1f}")
     if classes:
         print(f"{'':<22}by motion class, noise 0 (share of joints, MPJPE / P-MPJPE): " + "; ".join(
             f"{c} {share:.0%} {p1:.0f} / {p2:.0f}" for c, share, p1, p2 in classes))
 
 
 def run_cross(args: argparse.Namespace, model: torch.nn.Module) -> None:
-    print(f"\n== Cross-dataset: ground-truth 2D through virtual cameras, checkpoint {args.checkpoint} (mm) ==")
+    print(f"\n== Cross-dataset: ground-truth 2D through virtual cameras, checkpoint {args.checkpoint}, upright windows {'on' if UPRIGHT else 'off'} (mm) ==")
     dance = args.dance
     if not dance.is_file():
         fallback = args.work_dir / "dance-holdout.h5"
@@ -584,9 +641,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="px: a view whose 2D reprojects further is dropped from that joint's triangulation")
     parser.add_argument("--skip", choices=("wild", "cross"), action="append", default=[])
     parser.add_argument("--quick", action="store_true", help="smoke run: few frames and sequences")
+    parser.add_argument("--no-upright", action="store_true",
+                        help="lift windows as they come (infer/eval --no-upright), not turned upright")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    global UPRIGHT
+    UPRIGHT = not args.no_upright
     from posecli.infer.export import load_lifter
 
     try:

@@ -268,3 +268,45 @@ def test_wide_cameras_are_the_wild_recipes(tmp_path):
     assert all(np.isfinite(first)) and first[1] <= first[0] and first != clean
     assert one_camera_each != first          # 32 cameras per sequence by default, not one
     assert (bench.wide_draws(2), bench.wide_draws(16), bench.wide_draws(96), bench.wide_draws(0)) == (32, 4, 1, 64)
+
+
+def test_camera_tilt_and_rolled_view_are_exact():
+    """A z-up camera 3 m away, 20 degrees above its target and rolled by 25 degrees about its
+    optical axis: camera_tilt reads (roll, pitch) back, and rotating what it sees by -roll gives
+    exactly what the same camera without the roll sees."""
+    from posecli.data.cameras import rotation_z
+
+    bench = _bench()
+    pitch = np.deg2rad(20.0)
+    eye = np.array([0.0, -3.0 * np.cos(pitch), 1.0 + 3.0 * np.sin(pitch)])
+    R, t = look_at(eye, np.array([0.0, 0.0, 1.0]), up=np.array([0.0, 0.0, 1.0]))
+    intrinsics = np.array([1500.0, 1500.0, 544.0, 960.0], np.float32)
+    upright = Camera("up", R, t, intrinsics, (1088, 1920))
+    tilted = Camera("tilted", rotation_z(np.deg2rad(25.0)) @ R, rotation_z(np.deg2rad(25.0)) @ t, intrinsics, (1088, 1920))
+    roll, measured_pitch = bench.camera_tilt(tilted)
+    assert bench.camera_tilt(upright) == pytest.approx((0.0, -20.0), abs=1e-9)      # looking down
+    assert measured_pitch == pytest.approx(-20.0, abs=1e-9) and abs(roll) == pytest.approx(25.0, abs=1e-9)
+    points = np.random.default_rng(3).normal(scale=0.4, size=(2, 17, 3)) + np.array([0.0, 0.0, 1.0])
+    seen = bench.ViewDetections(tilted.project_world(points).astype(np.float32), np.ones((2, 17), np.float32),
+                                np.zeros((2, 17, 3), np.float32), 30.0, (1088, 1920))
+    qca = bench.QcaCamera(tilted, np.zeros(4))
+    np.testing.assert_allclose(bench.rolled_view(seen, qca, -roll).keypoints2d, upright.project_world(points),
+                               atol=1e-3)
+    assert not np.allclose(seen.keypoints2d, upright.project_world(points), atol=10.0)
+
+
+def test_rolled_cameras_differ_from_the_wide_ones_only_by_roll(tmp_path):
+    """The rolled rows draw the same cameras as the wide rows but for a 3x wider roll range: the
+    same draws (paired), different scores, and each deterministic."""
+    from posecli.data.cache import open_cache
+    from posecli.models import build_model
+    from tests.engine_data import make_cache
+
+    bench = _bench()
+    assert bench.ROLLED_CAMERAS == {**bench.WIDE_CAMERAS, "roll_deg": 30.0}
+    model = build_model({"name": "stformer", "size": "xs", "window": 27, "dim": 32, "depth": 1}).eval()
+    with open_cache(make_cache(tmp_path / "walk.h5", sequences=2, length=30)) as cache:
+        wide = bench.wide_camera_scores(cache, [0, 1], model, noise=0.0, min_cameras=2)
+        rolled = bench.wide_camera_scores(cache, [0, 1], model, noise=0.0, min_cameras=2, cameras=bench.ROLLED_CAMERAS)
+        again = bench.wide_camera_scores(cache, [0, 1], model, noise=0.0, min_cameras=2, cameras=bench.ROLLED_CAMERAS)
+    assert rolled == again and rolled != wide and rolled[2] == wide[2] == 2

@@ -271,3 +271,23 @@ def test_streamed_scoring_equals_whole_array_metrics(tmp_path):
     assert joints["r_knee"]["p2"] == pytest.approx(
         M.masked_mean(M.p_mpjpe_errors(p_mm, g_mm, valid)[:, 2], valid[:, 2]).value, rel=1e-12)
     assert rep["joints_missing"] == rep["predictions_missing"] == 1
+
+
+def test_checkpoint_eval_records_the_upright_setting(tmp_path):
+    """Upright windows are on by default and the report says when they were not; off, eval equals
+    predict_cache with them off."""
+    from posecli.eval.report import markdown
+
+    cache, _ = _cache(tmp_path)
+    cfg = {"model": {"name": "stformer", "size": "xs", "window": 9, "dim": 16, "depth": 1, "heads": 2}}
+    torch.manual_seed(0)
+    model = build_model(cfg["model"])
+    ckpt = save_checkpoint(tmp_path / "m.pt", model, cfg)
+    on, off = evaluate_checkpoint(ckpt, cache).report, evaluate_checkpoint(ckpt, cache, upright=False).report
+    assert on["source"]["upright"] is True and off["source"]["upright"] is False
+    assert "(upright windows off)" in markdown(off) and "upright windows off" not in markdown(on)
+    with open_cache(cache) as c:
+        pred = predict_cache(model, c, [0, 1, 2], upright=False)
+    npz = tmp_path / "off_preds.npz"
+    np.savez(npz, keypoints3d=pred)
+    assert off["overall"]["p1"]["value"] == pytest.approx(evaluate_predictions(npz, cache).report["overall"]["p1"]["value"], abs=1e-4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from posecli.data.normalize import denormalize, normalize_window
 
@@ -38,3 +39,37 @@ def test_missing_joints_are_ignored_and_zeroed():
 def test_all_missing_window_is_finite():
     norm, center, scale = normalize_window(np.zeros((4, 17, 2)), np.zeros((4, 17)))
     assert np.isfinite(norm).all() and scale == 1.0
+
+
+def _torso_at(degrees: float, frames: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """A window whose pelvis -> thorax vector leans `degrees` from image up (clockwise on screen)."""
+    kp = np.zeros((frames, 17, 2))
+    a = np.deg2rad(degrees)
+    kp[:, 8] = [np.sin(a), -np.cos(a)]
+    return kp, np.ones((frames, 17))
+
+
+def test_upright_angle_turns_only_the_excess_lean():
+    from posecli.data.normalize import UPRIGHT_TOLERANCE_DEG, rotate_xy, upright_angle
+
+    assert UPRIGHT_TOLERANCE_DEG == 20.0
+    for lean, turn in ((50.0, -30.0), (-50.0, 30.0), (170.0, -150.0), (10.0, 0.0), (-20.0, 0.0)):
+        kp, conf = _torso_at(lean)
+        angle = upright_angle(kp, conf)
+        assert np.degrees(angle) == pytest.approx(turn, abs=1e-9)
+        torso = rotate_xy(kp, angle)[0, 8]
+        assert np.degrees(np.arctan2(torso[0], -torso[1])) == pytest.approx(float(np.clip(lean, -20, 20)), abs=1e-9)
+    kp, conf = _torso_at(60.0)
+    conf[:, 0] = 0.0                                    # no pelvis seen: nothing to go by
+    assert upright_angle(kp, conf) == 0.0
+    assert upright_angle(np.zeros((2, 17, 2)), np.ones((2, 17))) == 0.0      # zero-length torso
+
+
+def test_rotate_xy_is_a_rotation_about_z():
+    from posecli.data.cameras import rotation_z
+    from posecli.data.normalize import rotate_xy
+
+    points = np.random.default_rng(0).normal(size=(4, 17, 3))
+    np.testing.assert_allclose(rotate_xy(points, 0.7), points @ rotation_z(0.7).T, atol=1e-12)
+    np.testing.assert_allclose(rotate_xy(rotate_xy(points, 0.7), -0.7), points, atol=1e-12)
+    np.testing.assert_allclose(rotate_xy(points[..., :2], 0.7), (points @ rotation_z(0.7).T)[..., :2], atol=1e-12)

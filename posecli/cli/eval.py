@@ -32,6 +32,9 @@ def eval_command(
         None, "--protocols", help="Comma list of p1, p2, n, vel, pck, auc, snm, pck2d, pckh "
         "(default: p1,p2,n,vel,pck,auc; image models: snm,p1,p2,n,pck,pck2d,pckh, or pck2d,pckh on 2D data)."),
     flip: bool = typer.Option(False, "--flip", help="Flip test-time augmentation."),
+    upright: bool = typer.Option(True, "--upright/--no-upright",
+                                 help="Lifters: turn windows whose torso leans more than training did upright "
+                                      "before lifting, and the 3D back (as infer does)."),
     every: int = typer.Option(1, "--every", min=1, help="Score every N-th frame of each sequence (study: 10)."),
     subjects: Optional[str] = typer.Option(None, "--subjects",
                                            help="Comma list of subjects (default: S9,S11 on Human3.6M, else all)."),
@@ -83,7 +86,7 @@ def eval_command(
                       console=human_console(quiet, as_json, stderr=True), transient=True) as bar:
             task = bar.add_task("lift", total=None)
             result = evaluate_checkpoint(
-                checkpoint, data, protocols=keys, subjects=subject_list, flip=flip, stride=stride,
+                checkpoint, data, protocols=keys, subjects=subject_list, flip=flip, upright=upright, stride=stride,
                 batch_size=batch_size, device=device, every=every, input_noise=input_noise,
                 progress=lambda done, total: bar.update(task, completed=done, total=total))
     folder = write_report(result, out)

@@ -33,6 +33,9 @@ def infer(
     flip: bool = typer.Option(False, "--flip", help="Flip test-time augmentation in the lifter."),
     fix_sides: bool = typer.Option(True, "--fix-sides/--no-fix-sides",
                                    help="Keep left/right labels with the body where the 2D mirrors them for some frames."),
+    upright: bool = typer.Option(True, "--upright/--no-upright",
+                                 help="Lifter: turn windows whose torso leans more than training did (tilted camera, "
+                                      "lying person) upright before lifting, and the 3D back."),
     max_gap: int = typer.Option(10, "--max-gap", help="Interpolate gaps up to N frames; longer ones are missing."),
     model: str = typer.Option("auto", "--model",
                               help="lifter | image | auto (the checkpoint's family); image needs an image checkpoint."),
@@ -54,7 +57,7 @@ def infer(
 
     options = InferOptions(checkpoint=checkpoint, keypoints=keypoints, render=render, viewer=viewer,
                            smooth=smooth, device=device, max_people=max_people, flip=flip, fix_sides=fix_sides,
-                           max_gap=max_gap,
+                           upright=upright, max_gap=max_gap,
                            model=model, focal=focal, fov=fov, fix_feet=fix_feet, bvh=bvh, trc=trc,
                            fill_gaps=fill_gaps, render_follow=_render_follow(render_view), overwrite=force,
                            max_frames=max_frames)

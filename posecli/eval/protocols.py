@@ -381,7 +381,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, protocols: 
                         subjects: Sequence[str] | None = None, flip: bool = False, stride: int | None = None,
                         batch_size: int = 64, device: str = "cpu", every: int = 1,
                         progress: Callable[[int, int], None] | None = None,
-                        input_noise: float = 0.0) -> EvalResult:
+                        input_noise: float = 0.0, upright: bool = True) -> EvalResult:
     """Evaluate a checkpoint (or bundled model name) on a cache: its family predicts the selected
     sequences (a lifter lifts the cache's 2D, corrupted first when `input_noise` > 0; an image model
     predicts from the crops) and the predictions are scored. `protocols` None = the family's
@@ -391,8 +391,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, protocols: 
     check_range("--every", every, 1, integer=True)
     if stride is not None:
         check_range("--stride", stride, 1, integer=True)
-    options = PredictOptions(flip=flip, stride=stride, batch_size=batch_size, device=device, every=every,
-                             input_noise=input_noise, progress=progress)
+    options = PredictOptions(flip=flip, upright=upright, stride=stride, batch_size=batch_size, device=device,
+                             every=every, input_noise=input_noise, progress=progress)
     with open_cache(data, in_memory=False) as cache:
         model, meta = loaded = load_model(checkpoint, device=device)
         family = loaded.family

@@ -38,7 +38,8 @@ def markdown(report: dict) -> str:
     protocols = report["protocols"]
     data, source = report["data"], report["source"]
     lines = [f"# posecli eval: {Path(source['path']).name} on {Path(data['path']).name}", "",
-             f"- source: {source['kind']} `{source['path']}`" + (" (flip TTA)" if source.get("flip") else ""),
+             f"- source: {source['kind']} `{source['path']}`" + (" (flip TTA)" if source.get("flip") else "")
+             + (" (upright windows off)" if source.get("upright") is False else ""),
              f"- data: `{data['path']}` (dataset {data['dataset'] or '?'}, split {data['split'] or '?'}), "
              f"{data['sequences']} sequences, {data['frames']} frames, subjects {', '.join(data['subjects'])}",
              f"- joints excluded (missing ground truth or prediction): {report['joints_missing']}", "",

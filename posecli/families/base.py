@@ -33,6 +33,7 @@ class PredictOptions:
     """How `posecli eval` asks a family to predict a cache (each family uses what applies to it)."""
 
     flip: bool = False
+    upright: bool = True                  # lifters: turn leaning windows upright (predict.turn_upright)
     stride: int | None = None             # lifters: frames between windows
     batch_size: int = 64
     device: str | torch.device = "cpu"

@@ -53,6 +53,7 @@ class TrackOptions:
     smooth: float = 1.0                  # One-Euro strength, 0 = off
     max_gap: int = 10                    # frames bridged by interpolation
     flip: bool = False                   # flip test-time augmentation
+    upright: bool = True                 # lifters: turn leaning windows upright (predict.turn_upright)
     batch_size: int = 64
     device: str | torch.device = "cpu"
 

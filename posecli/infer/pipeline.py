@@ -64,6 +64,7 @@ class InferOptions:
     device: str = "cpu"
     max_people: int | None = DEFAULT_MAX_PEOPLE   # None = every track the detector input gives
     flip: bool = False                     # flip test-time augmentation in the lifter
+    upright: bool = True                   # turn leaning windows upright before lifting (lifter.predict)
     fix_sides: bool = True                 # keep left/right labels with the body (posecli.infer.sides)
     max_gap: int = 10                      # frames bridged by interpolation
     min_track_frames: int = 5              # shorter tracks are flicker (never more than half the clip)
@@ -162,7 +163,7 @@ def track_poses(tracks: Tracks, fps: float, image_size: tuple[int, int], model: 
 
 def track_options(fps: float, options: InferOptions) -> TrackOptions:
     return TrackOptions(fps=fps, smooth=options.smooth, max_gap=options.max_gap, flip=options.flip,
-                        batch_size=options.batch_size, device=options.device)
+                        upright=options.upright, batch_size=options.batch_size, device=options.device)
 
 
 def _no_video(n: int) -> Iterator[np.ndarray]:

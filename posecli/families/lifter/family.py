@@ -71,8 +71,8 @@ class LifterFamily(Family):
         step = counting(options.progress, int(sum(cache.seq_length[s] for s in sequences)))
         pred = predict_cache(model, cache, sequences, flip=options.flip, stride=options.stride,
                              batch_size=options.batch_size, device=options.device, progress=step,
-                             input_noise=options.input_noise)
-        return Predictions(pred, None, {"flip": options.flip, "stride": options.stride,
+                             input_noise=options.input_noise, upright=options.upright)
+        return Predictions(pred, None, {"flip": options.flip, "upright": options.upright, "stride": options.stride,
                                         "input_noise": options.input_noise})
 
     def predict_tracks(self, model: nn.Module, tracks: TrackInput, options: TrackOptions,

@@ -17,6 +17,11 @@ sequence (indices clipped to the sequence, i.e. edge padding), normalised on its
   averaged uniformly). stride=1 reproduces training's per-window normalisation exactly, at
   receptive_field times the cost.
 
+Upright windows (on by default): a window whose torso leans further from image up than training
+windows did (posecli.data.normalize.UPRIGHT_TOLERANCE_DEG: a rolled camera, a person lying down) is
+turned about its centre until it is just inside that range, and its 3D is turned back about the
+optical axis, so a tilted view reaches the lifter as one it was trained on.
+
 Optional flip test-time augmentation lifts each window a second time mirrored (normalised x negated,
 left/right joints swapped), mirrors the 3D result back and averages the two.
 """
@@ -31,7 +36,7 @@ import torch
 
 from posecli.data.augment import AUGMENT_DEFAULTS, detector_noise
 from posecli.data.cache import PoseCache
-from posecli.data.normalize import normalize_window
+from posecli.data.normalize import normalize_window, rotate_xy, upright_angle
 from posecli.device import select_device
 from posecli.families.base import MAX_INPUT_NOISE
 from posecli.models import eval_mode
@@ -115,7 +120,7 @@ def output_shrink(model: torch.nn.Module, device: torch.device) -> int:
 
 def lift_sequence(model: torch.nn.Module, keypoints2d: np.ndarray, confidence: np.ndarray, *,
                   flip: bool = False, stride: int | None = None, batch_size: int = 64,
-                  device: str | torch.device = "cpu") -> np.ndarray:
+                  device: str | torch.device = "cpu", upright: bool = True) -> np.ndarray:
     """Lift a whole 2D sequence [T, 17, 2] (pixels) with confidence [T, 17] to root-relative 3D
     [T, 17, 3] in metres (float32), one output per input frame whatever T is.
 
@@ -133,7 +138,11 @@ def lift_sequence(model: torch.nn.Module, keypoints2d: np.ndarray, confidence: n
     with eval_mode(model.to(dev)):
         shrink = output_shrink(model, dev)
         plan = window_plan(num_frames, int(model.window), shrink + 1, stride)
-        outputs = _run_windows(model, window_inputs(kp, conf, plan)[0], flip, batch_size, dev)
+        inputs = window_inputs(kp, conf, plan)[0]
+        angles = turn_upright(inputs) if upright else np.zeros(len(inputs))
+        outputs = _run_windows(model, inputs, flip, batch_size, dev)
+    for i in np.flatnonzero(angles):
+        outputs[i] = rotate_xy(outputs[i], -angles[i])
 
     total = np.zeros((num_frames + plan.out_len, NUM_JOINTS, 3), dtype=np.float64)
     weight = np.zeros(num_frames + plan.out_len, dtype=np.float64)
@@ -159,6 +168,17 @@ def window_inputs(keypoints2d: np.ndarray, confidence: np.ndarray,
         inputs[i, ..., :2], _, scales[i] = normalize_window(keypoints2d[idx], confidence[idx])
         inputs[i, ..., 2] = confidence[idx]
     return inputs, scales
+
+
+def turn_upright(inputs: np.ndarray) -> np.ndarray:
+    """Turn each normalised window [W, T, 17, 3] in place until its torso is within the training
+    range of image up (`upright_angle`); returns the angles [W] (radians, 0 for windows left as
+    they were). Missing joints sit at 0 and stay there."""
+    angles = np.array([upright_angle(w[..., :2], w[..., 2]) for w in inputs], dtype=np.float64)
+    for w, angle in zip(inputs, angles):
+        if angle:
+            w[..., :2] = rotate_xy(w[..., :2], angle)
+    return angles
 
 
 def _run_windows(model: torch.nn.Module, inputs: np.ndarray, flip: bool, batch_size: int,
@@ -198,7 +218,7 @@ def noisy_input(kp2d: np.ndarray, conf: np.ndarray, level: float, rng: np.random
 def predict_cache(model, cache: PoseCache, sequences: Sequence[int], *, flip: bool = False,
                   stride: int | None = None, batch_size: int = 64, device: str = "cpu",
                   progress: Callable[[int], None] | None = None, input_noise: float = 0.0,
-                  noise_seed: int = NOISE_SEED) -> np.ndarray:
+                  noise_seed: int = NOISE_SEED, upright: bool = True) -> np.ndarray:
     """Lift every selected sequence of the cache; [N, 17, 3] metres, NaN outside the selection.
     `input_noise` > 0 corrupts the 2D first (`noisy_input`; sequence i draws from the generator
     seeded (noise_seed, i), so the noise does not depend on which sequences are selected).
@@ -210,7 +230,7 @@ def predict_cache(model, cache: PoseCache, sequences: Sequence[int], *, flip: bo
         kp2d, conf = noisy_input(np.asarray(cache.keypoints2d[sl]), np.asarray(cache.confidence[sl]),
                                  input_noise, np.random.default_rng([int(noise_seed), int(seq)]))
         out[sl] = lift_sequence(model, kp2d, conf, flip=flip, stride=stride, batch_size=batch_size,
-                                device=device)
+                                device=device, upright=upright)
         if progress is not None:
             progress(n)
     return out

@@ -41,7 +41,8 @@ def lift_tracks(model: nn.Module, tracks: TrackInput, options: TrackOptions, clo
             t0 = time.perf_counter()
             for a, b in runs.runs(t):
                 kp3[a:b, t] = lift_sequence(model, kp2[a:b, t], runs.confidence[a:b, t], flip=options.flip,
-                                            batch_size=options.batch_size, device=options.device)
+                                            batch_size=options.batch_size, device=options.device,
+                                            upright=options.upright)
             clock.add("lift", time.perf_counter() - t0)
             clock.advance()
     with clock.timed("smooth"):
@@ -54,6 +55,7 @@ def lift_people(model: nn.Module, keypoints2d: np.ndarray, confidence: np.ndarra
     """Root-relative 3D [N, 17, 3] of N unrelated people (photos), each lifted as a one-frame sequence."""
     out = np.zeros((len(keypoints2d), NUM_JOINTS, 3), np.float32)
     for i, (kp, conf) in enumerate(zip(keypoints2d, confidence)):
-        k3 = lift_sequence(model, kp[None], conf[None], flip=options.flip, device=options.device)[0]
+        k3 = lift_sequence(model, kp[None], conf[None], flip=options.flip, device=options.device,
+                           upright=options.upright)[0]
         out[i] = k3 - k3[:1]
     return out
