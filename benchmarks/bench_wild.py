@@ -1,7 +1,7 @@
 """The in-the-wild scoreboard: posecli's lifter against MediaPipe's own 3D on calibrated real video,
 plus cross-dataset P-MPJPE on mocap the model was not trained on.
 
-    python benchmarks/bench_wild.py [--checkpoint default|CKPT] [--quick]
+    python benchmarks/bench_wild.py [--checkpoint default|CKPT] [--quick] [--no-upright]
         [--video-dir DIR] [--hdm05 caches/hdm05-test.h5] [--dance caches/dance-test.h5]
         [--cmu-test caches/mocap-test.h5] [--work-dir runs/bench-wild]
 
