@@ -50,7 +50,7 @@ from posecli.data.qualisys import QcaCamera, distort_points, read_qca, undistort
 from posecli.data.splits import CMU_DANCE_TEST
 from posecli.errors import PoseCliError
 from posecli.data.rig import cache_bone_lengths
-from posecli.geometry import bone_lengths, retarget
+from posecli.geometry import bone_lengths, retarget, rotate_xy
 from posecli.metrics import masked_mean, p_mpjpe_errors
 from posecli.eval.triangulate import reprojection_errors, triangulate_consistent
 from posecli.infer.detector import Detection
@@ -254,11 +254,8 @@ def rolled_view(view: ViewDetections, camera: QcaCamera, degrees: float) -> View
     """The view's 2D rotated by `degrees` about the principal point: what the camera would see
     rolled by that much about its optical axis (exact for a pinhole with square pixels; the lens
     distortion is left as it is)."""
-    from posecli.data.cameras import rotation_z
-
     centre = camera.camera.intrinsics[2:4].astype(np.float64)
-    turn = rotation_z(np.deg2rad(degrees))[:2, :2]
-    keypoints = ((view.keypoints2d.astype(np.float64) - centre) @ turn.T + centre).astype(np.float32)
+    keypoints = (rotate_xy(view.keypoints2d.astype(np.float64) - centre, np.deg2rad(degrees)) + centre).astype(np.float32)
     return ViewDetections(keypoints, view.confidence, view.world3d, view.fps, view.image_size)
 
 

@@ -3,7 +3,8 @@
 The box around the confident joints (normalisation, detector noise, 2D metrics, smoothing scale),
 the overlap of two boxes (detector and tracker) and the bones of a pose (bone losses, the scale
 of image-family 3D, SN-MPJPE) each had several hand-written copies; these are the one version,
-with Rodrigues' rotation (expmap readers, augmentation). The bone helpers index with plain lists, so they
+with Rodrigues' rotation (expmap readers, augmentation) and the in-plane turn of x, y (`rotate_xy`: upright
+windows, the wild benchmark's rolled views). The bone helpers index with plain lists, so they
 take numpy arrays and torch tensors alike (autograd flows through them).
 """
 
@@ -90,4 +91,16 @@ def retarget(poses: np.ndarray, lengths: np.ndarray, valid: np.ndarray | None = 
             scaled = bone / np.maximum(norm, 1e-9) * lengths[:, k:k + 1]
         keep = ~np.isfinite(lengths[:, k:k + 1]) | (valid is not None and not (valid[parent] and valid[child]))
         out[:, child] = out[:, parent] + np.where(keep, bone, scaled)
+    return out
+
+
+def rotate_xy(points: np.ndarray, angle: float) -> np.ndarray:
+    """Points [..., >= 2] with x, y turned by `angle` radians about the origin (counter-clockwise
+    for x right, y up; clockwise on screen, where y points down); further coordinates kept. The
+    same turn applied to camera-frame 3D is a roll of the camera about its optical axis."""
+    c, s = np.cos(angle), np.sin(angle)
+    out = np.array(points, dtype=np.result_type(points, np.float32), copy=True)
+    x, y = points[..., 0], points[..., 1]
+    out[..., 0] = c * x - s * y
+    out[..., 1] = s * x + c * y
     return out

@@ -50,7 +50,8 @@ def _torso_at(degrees: float, frames: int = 3) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_upright_angle_turns_only_the_excess_lean():
-    from posecli.data.normalize import UPRIGHT_TOLERANCE_DEG, rotate_xy, upright_angle
+    from posecli.data.normalize import UPRIGHT_TOLERANCE_DEG, upright_angle
+    from posecli.geometry import rotate_xy
 
     assert UPRIGHT_TOLERANCE_DEG == 20.0
     for lean, turn in ((50.0, -30.0), (-50.0, 30.0), (170.0, -150.0), (10.0, 0.0), (-20.0, 0.0)):
@@ -67,7 +68,7 @@ def test_upright_angle_turns_only_the_excess_lean():
 
 def test_rotate_xy_is_a_rotation_about_z():
     from posecli.data.cameras import rotation_z
-    from posecli.data.normalize import rotate_xy
+    from posecli.geometry import rotate_xy
 
     points = np.random.default_rng(0).normal(size=(4, 17, 3))
     np.testing.assert_allclose(rotate_xy(points, 0.7), points @ rotation_z(0.7).T, atol=1e-12)

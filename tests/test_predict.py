@@ -146,7 +146,7 @@ def test_upright_windows_make_the_lift_equivariant_to_camera_roll():
     """A view turned by 90 degrees (box centre and side unchanged) lifts, with upright windows, to
     the same 3D turned by 90 degrees about the optical axis; without them a model is not bound to
     that. A torso within the tolerance is lifted exactly as without the step."""
-    from posecli.data.normalize import rotate_xy
+    from posecli.geometry import rotate_xy
 
     torch.manual_seed(0)
     model = build_model({"name": "stformer", "size": "xs", "window": 9, "dim": 32, "depth": 1}).eval()

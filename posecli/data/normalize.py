@@ -65,15 +65,3 @@ def upright_angle(keypoints2d: np.ndarray, confidence: np.ndarray,
     lean = float(np.arctan2(torso[0], -torso[1]))        # from image up (y down), clockwise positive
     excess = abs(lean) - np.deg2rad(tolerance_deg)
     return float(-np.sign(lean) * excess) if excess > 0 else 0.0
-
-
-def rotate_xy(points: np.ndarray, angle: float) -> np.ndarray:
-    """Points [..., >= 2] with x, y turned by `angle` radians about the origin (counter-clockwise
-    for x right, y up; clockwise on screen, where y points down); further coordinates kept. The
-    same turn applied to camera-frame 3D is a roll of the camera about its optical axis."""
-    c, s = np.cos(angle), np.sin(angle)
-    out = np.array(points, dtype=np.result_type(points, np.float32), copy=True)
-    x, y = points[..., 0], points[..., 1]
-    out[..., 0] = c * x - s * y
-    out[..., 1] = s * x + c * y
-    return out

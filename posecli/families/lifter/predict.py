@@ -36,9 +36,10 @@ import torch
 
 from posecli.data.augment import AUGMENT_DEFAULTS, detector_noise
 from posecli.data.cache import PoseCache
-from posecli.data.normalize import normalize_window, rotate_xy, upright_angle
+from posecli.data.normalize import normalize_window, upright_angle
 from posecli.device import select_device
 from posecli.families.base import MAX_INPUT_NOISE
+from posecli.geometry import rotate_xy
 from posecli.models import eval_mode
 from posecli.options import check_range
 from posecli.skeleton import H36M_FLIP_PERM, NUM_JOINTS
