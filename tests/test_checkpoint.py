@@ -110,6 +110,27 @@ def test_load_matching_reports_loaded_new_skipped(tmp_path):
     assert "skipped (shape mismatch)" in report.summary()
 
 
+def test_load_matching_resamples_frame_positions_of_another_window(tmp_path):
+    """A lifter trained on 5-frame windows initialises one of 9: its per-frame position embedding
+    is interpolated linearly (end frames kept, the middle frame of 9 is frame 2 of 5)."""
+    from posecli.engine.checkpoint import resample_frames
+
+    torch.manual_seed(4)
+    short = build_model(section(tiny_cfg(window=5), "model"))
+    ckpt = save_checkpoint(tmp_path / "short.ckpt", short, tiny_cfg(window=5))
+    model = build_model(section(tiny_cfg(window=9), "model"))
+    report = load_matching(model, ckpt)
+    assert report.resampled == ["frame_pos"] and report.skipped == [] and "frame_pos" in report.loaded
+    src, got = short.frame_pos.detach(), model.frame_pos.detach()
+    assert got.shape == (1, 9, 1, src.shape[-1])
+    for i in range(5):                                           # frame i of 5 lands on frame 2i of 9
+        assert torch.allclose(got[:, 2 * i], src[:, i], atol=1e-6)
+    assert torch.allclose(got[:, 1], (src[:, 0] + src[:, 1]) / 2, atol=1e-6)
+    assert "1 resampled to the window" in report.summary()
+    assert resample_frames(src, torch.zeros(1, 9, 2, src.shape[-1]), 1) is None   # another axis differs
+    assert resample_frames(src, torch.zeros(1, 9, 1, src.shape[-1]), None) is None  # not a per-frame tensor
+
+
 def test_checksum_detects_a_changed_tensor_and_old_checkpoints_still_load(tmp_path):
     torch.manual_seed(3)
     cfg = tiny_cfg()

@@ -72,6 +72,22 @@ def test_resume_after_kill_gives_identical_weights(tmp_path):
         train(cfg, tmp_path / "full", device="cpu", progress=False)
 
 
+def test_resume_fills_model_keys_added_since_the_run_started(tmp_path):
+    """A run started before a model option existed resumes: the option's default is what it was
+    built with. A real change of that option still refuses."""
+    cache = make_cache(tmp_path / "c.h5", sequences=2, length=20)
+    cfg = tiny(cache, "train.steps=4")
+    train(cfg, tmp_path / "run", device="cpu", progress=False, stop_after=2)
+    last = tmp_path / "run" / "last.ckpt"
+    ckpt = load_checkpoint(last)
+    del ckpt["config"]["model"]["upright_deg"]                  # as written before the option existed
+    torch.save(ckpt, last)
+    assert train(cfg, tmp_path / "run", resume=True, device="cpu", progress=False).step == 4
+    with pytest.raises(PoseCliError, match="different model: section"):
+        train(tiny(cache, "train.steps=4", "model.upright_deg=0"), tmp_path / "run", resume=True, device="cpu",
+              progress=False)
+
+
 def test_ddp_two_processes_match_one_process(tmp_path):
     cache = make_cache(tmp_path / "c.h5", sequences=3, length=30)
     sets = ["data.epoch_length=64", "train.steps=4", "data.augment.flip=0.5"]

@@ -50,20 +50,21 @@ def _torso_at(degrees: float, frames: int = 3) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_upright_angle_turns_only_the_excess_lean():
-    from posecli.data.normalize import UPRIGHT_TOLERANCE_DEG, upright_angle
+    from posecli.geometry import UPRIGHT_TOLERANCE_DEG, upright_angle
     from posecli.geometry import rotate_xy
 
     assert UPRIGHT_TOLERANCE_DEG == 20.0
     for lean, turn in ((50.0, -30.0), (-50.0, 30.0), (170.0, -150.0), (10.0, 0.0), (-20.0, 0.0)):
         kp, conf = _torso_at(lean)
-        angle = upright_angle(kp, conf)
+        angle = upright_angle(kp, conf, UPRIGHT_TOLERANCE_DEG)
         assert np.degrees(angle) == pytest.approx(turn, abs=1e-9)
         torso = rotate_xy(kp, angle)[0, 8]
         assert np.degrees(np.arctan2(torso[0], -torso[1])) == pytest.approx(float(np.clip(lean, -20, 20)), abs=1e-9)
+        assert np.degrees(upright_angle(kp, conf, 0.0)) == pytest.approx(-lean, abs=1e-9)   # all the way up
     kp, conf = _torso_at(60.0)
     conf[:, 0] = 0.0                                    # no pelvis seen: nothing to go by
-    assert upright_angle(kp, conf) == 0.0
-    assert upright_angle(np.zeros((2, 17, 2)), np.ones((2, 17))) == 0.0      # zero-length torso
+    assert upright_angle(kp, conf, 0.0) == 0.0
+    assert upright_angle(np.zeros((2, 17, 2)), np.ones((2, 17)), 0.0) == 0.0      # zero-length torso
 
 
 def test_rotate_xy_is_a_rotation_about_z():

@@ -97,6 +97,7 @@ class Symmetrised(nn.Module):
     def __init__(self, inner: nn.Module):
         super().__init__()
         self.inner, self.window, self.receptive_field = inner, inner.window, inner.receptive_field
+        self.upright_deg = inner.upright_deg
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         a = self.inner(x)["pose3d"]
@@ -159,3 +160,10 @@ def test_upright_windows_make_the_lift_equivariant_to_camera_roll():
     assert not np.allclose(base, plain[0], atol=1e-4)
     kp, conf = _leaning_sequence(15.0)
     np.testing.assert_array_equal(lift_sequence(model, kp, conf), lift_sequence(model, kp, conf, upright=False))
+    # the tolerance is the model's (model.upright_deg, saved with its config): at 0 every torso is turned up
+    strict = build_model({"name": "stformer", "size": "xs", "window": 9, "dim": 32, "depth": 1, "upright_deg": 0})
+    strict.load_state_dict(model.state_dict())
+    assert strict.upright_deg == 0.0 and model.upright_deg == 20.0
+    assert not np.allclose(lift_sequence(strict.eval(), kp, conf), lift_sequence(model, kp, conf), atol=1e-4)
+    np.testing.assert_array_equal(lift_sequence(strict, kp, conf, upright=False),
+                                  lift_sequence(model, kp, conf, upright=False))

@@ -66,6 +66,26 @@ def test_sample_contents(caches: tuple[str, str]) -> None:
     assert float(s["scale"]) == pytest.approx(scale)
 
 
+def test_upright_windows_are_turned_as_prediction_turns_them(caches: tuple[str, str]) -> None:
+    from posecli.geometry import rotate_xy, upright_angle
+
+    plain = WindowDataset([{"path": caches[0]}], 9, {}, split_seed=3)
+    for tolerance in (0.0, 20.0):
+        turned = WindowDataset([{"path": caches[0]}], 9, {"upright": 1.0}, split_seed=3, upright_deg=tolerance)
+        leaned = 0
+        for i in range(12):
+            a, b = plain[i], turned[i]
+            angle = upright_angle(a["target2d"].numpy(), a["conf"].numpy(), tolerance)
+            leaned += angle != 0.0
+            # 2D and 3D turned by the one angle, about the window centre and the optical axis
+            np.testing.assert_allclose(b["target2d"].numpy(), rotate_xy(a["target2d"].numpy(), angle), atol=1e-5)
+            np.testing.assert_allclose(b["target3d"].numpy(), rotate_xy(a["target3d"].numpy(), angle), atol=1e-6)
+            assert torch.equal(b["input"][..., :2], b["target2d"])
+            # and the turned window is one prediction leaves as it is
+            assert upright_angle(b["target2d"].numpy(), b["conf"].numpy(), tolerance) == pytest.approx(0.0, abs=1e-6)
+        assert leaned == 12 if tolerance == 0.0 else leaned < 12
+
+
 def test_photos_are_padded_windows_without_3d(caches: tuple[str, str]) -> None:
     s = WindowDataset([{"path": caches[1]}], 5, {}, split_seed=0)[7]
     assert not bool(s["has3d"]) and torch.equal(s["target3d"], torch.zeros(5, 17, 3))

@@ -40,6 +40,7 @@ AUGMENT_DEFAULTS: dict[str, float] = {
     "off_axis_deg": 0.0,       # the person anywhere within this angle of the optical axis (0: keep)
     "roll_deg": 0.0,           # camera roll about its optical axis, up to this angle
     "face_landmarks": 0.0,     # probability of giving 3D windows detector-style face inputs (nose, eyes)
+    "upright": 0.0,            # probability of turning a window upright as prediction does (the model's upright_deg)
     "noise": 0.0,              # probability of applying the detector model below
     "jitter": 0.015,
     "swap": 0.01,
@@ -62,7 +63,7 @@ def check_augment(cfg: dict | None) -> dict[str, float]:
             raise PoseCliError(f"unknown augment option '{key}' (known: {', '.join(AUGMENT_DEFAULTS)})")
         out[key] = float(value)
     for key in ("flip", "bone_scale", "bend", "recline", "virtual_camera", "noise", "swap", "dropout", "outlier",
-                "face_landmarks"):
+                "face_landmarks", "upright"):
         if not 0.0 <= out[key] <= 1.0:
             raise PoseCliError(f"augment option '{key}' is a probability, got {out[key]}")
     for key in ("max_elevation_deg", "off_axis_deg", "roll_deg", "max_bend_deg", "max_recline_deg"):

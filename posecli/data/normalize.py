@@ -8,7 +8,8 @@ on in-the-wild video share one model. Aspect ratio is kept (same scale on x and 
 
 At prediction time a window whose torso leans further from image up than the training windows'
 did (a rolled camera, a person lying down) is first turned about its centre until it is just inside
-that range (`upright_angle`), and the 3D is turned back about the optical axis: docs/normalisation.md.
+that range (posecli.geometry.upright_angle, with the model's `upright_deg`), and the 3D is turned
+back about the optical axis: docs/normalisation.md.
 """
 
 from __future__ import annotations
@@ -16,15 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from posecli.geometry import joint_box
-from posecli.skeleton import H36M_JOINTS
 
 CONVENTION = "posecli-window-bbox-v1"
 MIN_SCALE = 1e-3
-# The torso's angle from image up that training windows reach: 95th percentile of |mean pelvis ->
-# thorax direction| over 27-frame windows of the CMU train takes filmed by the wild recipe's cameras
-# (22 deg; the dance takes 20 deg; H36M-like cameras 10-12). Windows beyond it are turned back to it.
-UPRIGHT_TOLERANCE_DEG = 20.0
-_PELVIS, _THORAX = H36M_JOINTS.index("pelvis"), H36M_JOINTS.index("thorax")
 
 
 def window_center_scale(keypoints2d: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, float]:
@@ -50,18 +45,3 @@ def normalize_window(keypoints2d: np.ndarray, confidence: np.ndarray) -> tuple[n
 def denormalize(normalized: np.ndarray, center: np.ndarray, scale: float) -> np.ndarray:
     return normalized * scale + center
 
-
-def upright_angle(keypoints2d: np.ndarray, confidence: np.ndarray,
-                  tolerance_deg: float = UPRIGHT_TOLERANCE_DEG) -> float:
-    """Rotation (radians, `rotate_xy`'s sense) that turns a window's torso [T, 17, 2] (its mean
-    pelvis -> thorax vector over frames where both are seen) to within `tolerance_deg` of image up,
-    by the smallest angle: 0 when it already is, or when no frame shows both joints."""
-    seen = (confidence[:, _PELVIS] > 0) & (confidence[:, _THORAX] > 0)
-    if not seen.any():
-        return 0.0
-    torso = (keypoints2d[seen, _THORAX] - keypoints2d[seen, _PELVIS]).mean(axis=0)
-    if not np.hypot(torso[0], torso[1]) > 0:
-        return 0.0
-    lean = float(np.arctan2(torso[0], -torso[1]))        # from image up (y down), clockwise positive
-    excess = abs(lean) - np.deg2rad(tolerance_deg)
-    return float(-np.sign(lean) * excess) if excess > 0 else 0.0

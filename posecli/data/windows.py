@@ -27,13 +27,16 @@ from posecli.data.augment import (bend_forward, check_augment, detector_face_inp
 from posecli.data.cache import PoseCache, open_cache
 from posecli.data.normalize import normalize_window
 from posecli.errors import PoseCliError
+from posecli.geometry import UPRIGHT_TOLERANCE_DEG, rotate_xy, upright_angle
 
 
 class WindowDataset(Dataset):
     """Random windows from several caches, mixed by weight; `index` may be any non-negative int."""
 
     def __init__(self, sources: list[dict], window: int, augment: dict | None, *, split_seed: int,
-                 length: int | None = None, fraction: float = 1.0, fraction_seed: int = 0):
+                 length: int | None = None, fraction: float = 1.0, fraction_seed: int = 0,
+                 upright_deg: float = UPRIGHT_TOLERANCE_DEG):
+        """`upright_deg`: the model's (posecli.models): `augment.upright` turns windows as its predictions will."""
         if not sources:
             raise PoseCliError("data.sources is empty: name at least one cache")
         if window < 1:
@@ -43,6 +46,7 @@ class WindowDataset(Dataset):
         if (weights < 0).any() or weights.sum() <= 0:
             raise PoseCliError(f"data.sources weights must be >= 0 and not all 0, got {weights.tolist()}")
         self.window, self.augment, self.seed = int(window), check_augment(augment), int(split_seed)
+        self.upright_deg = float(upright_deg)
         self._caches: list[PoseCache] | None = None
         caches = self.caches
         self.weights = weights
@@ -111,6 +115,9 @@ class WindowDataset(Dataset):
         target3d = np.where(conf[..., None] > 0, target3d, 0.0).astype(np.float32)
         if rng.random() < aug["flip"]:
             target2d, conf, target3d = flip_window(target2d, conf, target3d)
+        if aug["upright"] > 0 and rng.random() < aug["upright"]:
+            angle = upright_angle(target2d, conf, self.upright_deg)
+            target2d, target3d = rotate_xy(target2d, angle), rotate_xy(target3d, angle)
         in2d, in_conf = target2d, conf
         if rng.random() < aug["noise"]:
             in2d, in_conf = detector_noise(target2d, conf, rng, jitter=aug["jitter"], swap=aug["swap"],
@@ -194,13 +201,15 @@ class WindowBatchSampler(Sampler[list[int]]):
 
 
 def build_dataloader(data_cfg: dict, model_window: int, batch_size: int, seed: int, rank: int = 0,
-                     world_size: int = 1, num_workers: int = 0) -> DataLoader:
-    """DataLoader of augmented windows for one rank; its `batch_sampler` is a WindowBatchSampler."""
+                     world_size: int = 1, num_workers: int = 0,
+                     upright_deg: float = UPRIGHT_TOLERANCE_DEG) -> DataLoader:
+    """DataLoader of augmented windows for one rank; its `batch_sampler` is a WindowBatchSampler.
+    `upright_deg`: the model's upright tolerance, for `augment.upright`."""
     window = int(data_cfg.get("window", model_window))
     dataset = WindowDataset(data_cfg.get("sources") or [], window, data_cfg.get("augment"),
                             split_seed=seed, length=data_cfg.get("epoch_length"),
                             fraction=float(data_cfg.get("fraction", 1.0)),
-                            fraction_seed=int(data_cfg.get("fraction_seed", 0)))
+                            fraction_seed=int(data_cfg.get("fraction_seed", 0)), upright_deg=upright_deg)
     return window_loader(dataset, batch_size, rank=rank, world_size=world_size, num_workers=num_workers)
 
 

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 from posecli import __version__
 from posecli.atomic import atomic_output
@@ -274,10 +275,12 @@ class InitReport:
     new: list[str] = field(default_factory=list)       # only in the model: kept as initialised
     skipped: list[str] = field(default_factory=list)   # same name, different shape: kept as initialised
     unused: list[str] = field(default_factory=list)    # only in the source
+    resampled: list[str] = field(default_factory=list)  # per-frame tensors of another window, interpolated
 
     def summary(self) -> str:
-        return (f"initialised from {self.source}: {len(self.loaded)} tensors loaded, {len(self.new)} new, "
-                f"{len(self.skipped)} skipped (shape mismatch), {len(self.unused)} unused")
+        return (f"initialised from {self.source}: {len(self.loaded)} tensors loaded"
+                + (f" ({len(self.resampled)} resampled to the window)" if self.resampled else "")
+                + f", {len(self.new)} new, {len(self.skipped)} skipped (shape mismatch), {len(self.unused)} unused")
 
 
 MIN_LOADED_SHARE = 0.5   # --from must fill at least this share of the model's tensors
@@ -297,9 +300,25 @@ def _source_weights(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
     return ckpt["model"], str(ckpt.get("family", DEFAULT))
 
 
+def resample_frames(source: torch.Tensor, target: torch.Tensor, axis: int | None) -> torch.Tensor | None:
+    """A per-frame tensor (a model's `frame_axes` names it and its frame axis) trained at another
+    window, linearly interpolated to the target's frame count, as ViTs resample position
+    embeddings for a new image size; None when it is not one, differs in another axis, or
+    has a single frame (a photo-pretrained model: nothing to interpolate, so it starts fresh)."""
+    if axis is None or source.dim() != target.dim() or source.shape[axis] < 2:
+        return None
+    if [n for i, n in enumerate(source.shape) if i != axis] != [n for i, n in enumerate(target.shape) if i != axis]:
+        return None
+    frames = source.movedim(axis, -1).reshape(1, -1, source.shape[axis]).float()
+    out = F.interpolate(frames, size=target.shape[axis], mode="linear", align_corners=True)
+    shape = [*source.movedim(axis, -1).shape[:-1], target.shape[axis]]
+    return out.reshape(shape).movedim(-1, axis).to(target.dtype).contiguous()
+
+
 def load_matching(model: nn.Module, source: str | Path) -> InitReport:
     """Copy every tensor of `source` (checkpoint, .safetensors or bundled name) whose name and shape
-    match the model; the rest of the model keeps its fresh initialisation.
+    match the model (per-frame tensors of another window resampled: `resample_frames`); the rest of
+    the model keeps its fresh initialisation.
 
     A source of another model family, or one that fills less than MIN_LOADED_SHARE of the model's
     tensors, is refused before anything is copied: training would silently start from scratch."""
@@ -316,7 +335,13 @@ def load_matching(model: nn.Module, source: str | Path) -> InitReport:
         if name not in weights:
             report.new.append(name)
         elif tuple(weights[name].shape) != tuple(tensor.shape):
-            report.skipped.append(name)
+            resampled = resample_frames(weights[name], tensor, getattr(module, "frame_axes", {}).get(name))
+            if resampled is None:
+                report.skipped.append(name)
+            else:
+                take[name] = resampled
+                report.loaded.append(name)
+                report.resampled.append(name)
         else:
             take[name] = weights[name]
             report.loaded.append(name)

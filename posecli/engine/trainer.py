@@ -39,6 +39,7 @@ from posecli.engine.validate import is_better, validate
 from posecli.errors import PoseCliError
 from posecli.families import family_of_model
 from posecli.families.base import Family, Objective
+from posecli.models import complete_model_section
 from posecli.output_path import check_output_folder
 
 
@@ -207,7 +208,7 @@ def _resume_from(cfg: dict[str, Any], run_dir: Path, resume: bool) -> dict[str, 
     if not last_path.is_file():
         raise PoseCliError("nothing to resume: no last.ckpt in the run folder", run_dir)
     ckpt = load_checkpoint(last_path)
-    if section(ckpt["config"], "model") != section(cfg, "model"):
+    if complete_model_section(section(ckpt["config"], "model")) != complete_model_section(section(cfg, "model")):
         raise PoseCliError("cannot resume: the run was trained with a different model: section", last_path)
     return ckpt
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from posecli.geometry import UPRIGHT_TOLERANCE_DEG
 from posecli.skeleton import NUM_JOINTS
 
 SIZES: dict[str, dict[str, int]] = {
@@ -69,15 +70,18 @@ class STFormer(nn.Module):
     """2D keypoint windows [B, T, 17, (x, y, conf)] -> root-relative 3D and reconstructed 2D."""
 
     family = "lifter"
+    frame_axes = {"frame_pos": 1}   # per-frame tensors: fine-tuning at another window resamples them
 
     def __init__(self, window: int = 243, dim: int = 128, depth: int = 5, heads: int = 4,
-                 mlp_ratio: float = 2.0, dropout: float = 0.0, num_joints: int = NUM_JOINTS):
+                 mlp_ratio: float = 2.0, dropout: float = 0.0, num_joints: int = NUM_JOINTS,
+                 upright_deg: float = UPRIGHT_TOLERANCE_DEG):
         super().__init__()
         if not 1 <= window <= MAX_WINDOW:
             raise ValueError(f"stformer window must be in [1, {MAX_WINDOW}], got {window}")
         if dim % heads:
             raise ValueError(f"stformer dim {dim} is not divisible by heads {heads}")
         self.window = self.receptive_field = window
+        self.upright_deg = float(upright_deg)      # input contract (posecli.models): not a weight
         self.embed = nn.Linear(3, dim)
         self.joint_pos = nn.Parameter(torch.zeros(1, 1, num_joints, dim))
         self.frame_pos = nn.Parameter(torch.zeros(1, window, 1, dim))
@@ -117,4 +121,5 @@ def build(cfg: dict) -> STFormer:
     for key in ("dim", "depth", "heads", "mlp_ratio"):
         if cfg[key] is not None:
             params[key] = cfg[key]
-    return STFormer(window=int(cfg["window"]), dropout=float(cfg["dropout"]), **params)
+    return STFormer(window=int(cfg["window"]), dropout=float(cfg["dropout"]), upright_deg=float(cfg["upright_deg"]),
+                    **params)

@@ -18,6 +18,7 @@ import math
 import torch
 from torch import nn
 
+from posecli.geometry import UPRIGHT_TOLERANCE_DEG
 from posecli.skeleton import NUM_JOINTS
 
 CHANNELS: dict[str, int] = {"xs": 128, "s": 256, "m": 512, "l": 1024}
@@ -39,10 +40,11 @@ class TCN(nn.Module):
     family = "lifter"
 
     def __init__(self, filter_widths: tuple[int, ...] = (3, 3, 3, 3, 3), channels: int = 1024,
-                 dropout: float = 0.25, num_joints: int = NUM_JOINTS):
+                 dropout: float = 0.25, num_joints: int = NUM_JOINTS, upright_deg: float = UPRIGHT_TOLERANCE_DEG):
         super().__init__()
         self.num_joints = num_joints
         self.receptive_field = self.window = math.prod(filter_widths)
+        self.upright_deg = float(upright_deg)      # input contract (posecli.models): not a weight
         self.drop = nn.Dropout(dropout)
         self.relu = nn.ReLU(inplace=True)
         self.expand = nn.Conv1d(num_joints * 3, channels, filter_widths[0], bias=False)
@@ -81,4 +83,4 @@ def build(cfg: dict) -> TCN:
     given = cfg["filter_widths"]
     widths = tuple(given) if given is not None else filter_widths_for(int(cfg["window"]))
     channels = int(cfg["channels"] if cfg["channels"] is not None else CHANNELS[cfg["size"]])
-    return TCN(widths, channels=channels, dropout=float(cfg["dropout"]))
+    return TCN(widths, channels=channels, dropout=float(cfg["dropout"]), upright_deg=float(cfg["upright_deg"]))

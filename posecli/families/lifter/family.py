@@ -36,7 +36,7 @@ class LifterFamily(Family):
 
     def ranges(self) -> dict[str, Range]:
         return {"model.dim": (1, 8192, False), "model.depth": (1, 256, False), "model.heads": (1, 256, False),
-                "model.mlp_ratio": (0, 64, True), "model.channels": (1, 8192, False)}
+                "model.mlp_ratio": (0, 64, True), "model.channels": (1, 8192, False), "model.upright_deg": (0, 180, False)}
 
     def sample_frames(self, model: nn.Module, data_cfg: dict[str, Any]) -> int:
         return int(data_cfg.get("window", model.window))
@@ -44,7 +44,7 @@ class LifterFamily(Family):
     def build_loader(self, data_cfg: dict[str, Any], model: nn.Module, batch_size: int, seed: int, *,
                      rank: int = 0, world_size: int = 1, num_workers: int = 0) -> DataLoader:
         return build_dataloader(data_cfg, int(model.window), batch_size, seed, rank=rank, world_size=world_size,
-                                num_workers=num_workers)
+                                num_workers=num_workers, upright_deg=float(model.upright_deg))
 
     def build_objective(self, objective_cfg: dict[str, Any]) -> Objective:
         return objective.build_objective(objective_cfg)

@@ -18,7 +18,7 @@ sequence (indices clipped to the sequence, i.e. edge padding), normalised on its
   receptive_field times the cost.
 
 Upright windows (on by default): a window whose torso leans further from image up than training
-windows did (posecli.data.normalize.UPRIGHT_TOLERANCE_DEG: a rolled camera, a person lying down) is
+windows did (the model's `upright_deg`: a rolled camera, a person lying down) is
 turned about its centre until it is just inside that range, and its 3D is turned back about the
 optical axis, so a tilted view reaches the lifter as one it was trained on.
 
@@ -36,10 +36,10 @@ import torch
 
 from posecli.data.augment import AUGMENT_DEFAULTS, detector_noise
 from posecli.data.cache import PoseCache
-from posecli.data.normalize import normalize_window, upright_angle
+from posecli.data.normalize import normalize_window
 from posecli.device import select_device
 from posecli.families.base import MAX_INPUT_NOISE
-from posecli.geometry import rotate_xy
+from posecli.geometry import rotate_xy, upright_angle
 from posecli.models import eval_mode
 from posecli.options import check_range
 from posecli.skeleton import H36M_FLIP_PERM, NUM_JOINTS
@@ -140,7 +140,7 @@ def lift_sequence(model: torch.nn.Module, keypoints2d: np.ndarray, confidence: n
         shrink = output_shrink(model, dev)
         plan = window_plan(num_frames, int(model.window), shrink + 1, stride)
         inputs = window_inputs(kp, conf, plan)[0]
-        angles = turn_upright(inputs) if upright else np.zeros(len(inputs))
+        angles = turn_upright(inputs, model.upright_deg) if upright else np.zeros(len(inputs))
         outputs = _run_windows(model, inputs, flip, batch_size, dev)
     for i in np.flatnonzero(angles):
         outputs[i] = rotate_xy(outputs[i], -angles[i])
@@ -171,11 +171,11 @@ def window_inputs(keypoints2d: np.ndarray, confidence: np.ndarray,
     return inputs, scales
 
 
-def turn_upright(inputs: np.ndarray) -> np.ndarray:
-    """Turn each normalised window [W, T, 17, 3] in place until its torso is within the training
-    range of image up (`upright_angle`); returns the angles [W] (radians, 0 for windows left as
-    they were). Missing joints sit at 0 and stay there."""
-    angles = np.array([upright_angle(w[..., :2], w[..., 2]) for w in inputs], dtype=np.float64)
+def turn_upright(inputs: np.ndarray, tolerance_deg: float) -> np.ndarray:
+    """Turn each normalised window [W, T, 17, 3] in place until its torso is within `tolerance_deg`
+    (the model's upright_deg) of image up (`upright_angle`); returns the angles [W] (radians, 0 for
+    windows left as they were). Missing joints sit at 0 and stay there."""
+    angles = np.array([upright_angle(w[..., :2], w[..., 2], tolerance_deg) for w in inputs], dtype=np.float64)
     for w, angle in zip(inputs, angles):
         if angle:
             w[..., :2] = rotate_xy(w[..., :2], angle)
