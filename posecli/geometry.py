@@ -3,9 +3,10 @@
 The box around the confident joints (normalisation, detector noise, 2D metrics, smoothing scale),
 the overlap of two boxes (detector and tracker) and the bones of a pose (bone losses, the scale
 of image-family 3D, SN-MPJPE) each had several hand-written copies; these are the one version,
-with Rodrigues' rotation (expmap readers, augmentation), the in-plane turn of x, y (`rotate_xy`: upright
-windows, the wild benchmark's rolled views) and the turn that brings a torso upright (`upright_angle`). The bone helpers index with plain lists, so they
-take numpy arrays and torch tensors alike (autograd flows through them).
+with Rodrigues' rotation (expmap readers, augmentation), the in-plane turn of x, y (`rotate_xy`:
+upright windows, the wild benchmark's rolled views) and the turn that brings a torso upright
+(`upright_angle`). The bone helpers index with plain lists, so they take numpy arrays and torch
+tensors alike (autograd flows through them).
 """
 
 from __future__ import annotations

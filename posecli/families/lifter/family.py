@@ -36,7 +36,8 @@ class LifterFamily(Family):
 
     def ranges(self) -> dict[str, Range]:
         return {"model.dim": (1, 8192, False), "model.depth": (1, 256, False), "model.heads": (1, 256, False),
-                "model.mlp_ratio": (0, 64, True), "model.channels": (1, 8192, False), "model.upright_deg": (0, 180, False)}
+                "model.mlp_ratio": (0, 64, True), "model.channels": (1, 8192, False),
+                "model.upright_deg": (0, 180, False)}
 
     def sample_frames(self, model: nn.Module, data_cfg: dict[str, Any]) -> int:
         return int(data_cfg.get("window", model.window))
